@@ -1,0 +1,286 @@
+"""Bag-of-words corpora as sparse count matrices, with document- and token-level splits.
+
+A :class:`Corpus` is the one currency between the readers (:mod:`elbolab.data.ldac`,
+:mod:`elbolab.data.synthetic`) and the topic models: a CSR matrix ``counts`` of shape
+``(D, V)`` (n_dw in Blei et al. 2003: how often word ``w`` occurs in document ``d``), the
+vocabulary and optional document ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from elbolab.errors import ConfigError, DataError
+
+__all__ = ["Corpus"]
+
+
+def _as_canonical_csr(counts) -> sp.csr_matrix:
+    """Return ``counts`` as a canonical integer ``csr_matrix`` or raise DataError.
+
+    Canonical means sorted column indices, no duplicate entries and no stored zeros, so
+    that ``counts.data`` holds exactly the non-zero n_dw and two equal corpora have equal
+    arrays (the token-level split and the writers rely on this).
+    """
+    if sp.issparse(counts):
+        mat = sp.csr_matrix(counts)
+    else:
+        arr = np.asarray(counts)
+        if arr.ndim != 2:
+            raise DataError(f"counts must be 2-D (documents x words), got shape {arr.shape}")
+        if arr.dtype.kind not in "biuf":
+            raise DataError(f"counts must have an integer dtype, got {arr.dtype}")
+        mat = sp.csr_matrix(arr)
+    if mat.ndim != 2:
+        raise DataError(f"counts must be 2-D (documents x words), got shape {mat.shape}")
+    data = mat.data
+    if data.dtype.kind == "b":
+        data = data.astype(np.int64)
+    elif data.dtype.kind == "f":
+        # Accept integral floats (e.g. from a dense float array) but never round silently.
+        if not np.all(np.isfinite(data)) or np.any(data != np.round(data)):
+            raise DataError("counts must be non-negative integers; found non-integer values")
+        data = data.astype(np.int64)
+    elif data.dtype.kind == "u":
+        if data.dtype.itemsize >= 8 and data.size and data.max() > np.iinfo(np.int64).max:
+            raise DataError("counts too large for int64")
+        data = data.astype(np.int64)
+    elif data.dtype.kind != "i":
+        raise DataError(f"counts must have an integer dtype, got {data.dtype}")
+    elif data.dtype not in (np.int32, np.int64):
+        data = data.astype(np.int64)
+    if data.size and data.min() < 0:
+        raise DataError("counts must be non-negative integers; found a negative count")
+    # Rebuild with the cleaned data so we never mutate the caller's matrix in place.
+    mat = sp.csr_matrix((data, mat.indices.copy(), mat.indptr.copy()), shape=mat.shape)
+    mat.sum_duplicates()  # also sorts indices
+    mat.eliminate_zeros()
+    mat.sort_indices()
+    return mat
+
+
+def _check_fraction(value, name: str) -> None:
+    try:
+        ok = 0.0 < float(value) < 1.0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ConfigError(f"{name} must lie in (0, 1), got {value!r}")
+
+
+@dataclass(eq=False)
+class Corpus:
+    """A bag-of-words corpus: sparse counts, vocabulary and optional document ids.
+
+    Parameters
+    ----------
+    counts : (D, V) scipy.sparse.csr_matrix of int64 or int32
+        ``counts[d, w]`` = n_dw, the number of times word ``w`` occurs in document ``d``.
+        Any sparse matrix or dense array of non-negative integers is accepted and stored in
+        canonical CSR form (sorted indices, no duplicates, no explicit zeros).
+    vocab : list of str, length V
+        ``vocab[w]`` is the word with id ``w``. Words must be unique.
+    doc_ids : list of str of length D, or None
+        Optional document names (e.g. AP DOCNOs).
+
+    Raises
+    ------
+    DataError
+        If the shapes disagree, counts are negative or not integers, or words repeat.
+    """
+
+    counts: sp.csr_matrix
+    vocab: list
+    doc_ids: list | None = None
+
+    def __post_init__(self):
+        self.counts = _as_canonical_csr(self.counts)
+        self.vocab = [str(w) for w in self.vocab]
+        n_docs, n_words = self.counts.shape
+        if len(self.vocab) != n_words:
+            raise DataError(
+                f"vocabulary has {len(self.vocab)} words but counts have {n_words} columns"
+            )
+        if len(set(self.vocab)) != len(self.vocab):
+            seen = set()
+            dup = next(w for w in self.vocab if w in seen or seen.add(w))
+            raise DataError(f"vocabulary words must be unique; {dup!r} repeats")
+        if self.doc_ids is not None:
+            self.doc_ids = [str(d) for d in self.doc_ids]
+            if len(self.doc_ids) != n_docs:
+                raise DataError(
+                    f"{len(self.doc_ids)} document ids for {n_docs} documents in counts"
+                )
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def n_docs(self) -> int:
+        """Number of documents D."""
+        return self.counts.shape[0]
+
+    @property
+    def n_words(self) -> int:
+        """Vocabulary size V (number of word types, used or not)."""
+        return self.counts.shape[1]
+
+    @property
+    def n_tokens(self) -> int:
+        """Total number of tokens, sum over d and w of n_dw."""
+        return int(self.counts.data.sum(dtype=np.int64))
+
+    @property
+    def nnz(self) -> int:
+        """Number of non-zero (document, word) pairs."""
+        return int(self.counts.nnz)
+
+    @property
+    def doc_lengths(self) -> np.ndarray:
+        """(D,) int64 array of document lengths N_d (tokens per document)."""
+        return np.asarray(self.counts.sum(axis=1, dtype=np.int64)).ravel()
+
+    def __repr__(self) -> str:
+        return (
+            f"Corpus(n_docs={self.n_docs}, n_words={self.n_words}, n_tokens={self.n_tokens}, "
+            f"nnz={self.nnz}, doc_ids={'yes' if self.doc_ids is not None else 'no'})"
+        )
+
+    # ------------------------------------------------------------ constructors
+    @classmethod
+    def from_dense(cls, array, vocab=None, doc_ids=None) -> Corpus:
+        """Build a corpus from a dense ``(D, V)`` array of counts.
+
+        Parameters
+        ----------
+        array : (D, V) array_like of non-negative integers
+        vocab : list of str of length V, optional
+            Defaults to ``["w0", "w1", ...]``.
+        doc_ids : list of str of length D, optional
+        """
+        arr = np.asarray(array)
+        if arr.ndim != 2:
+            raise DataError(f"counts must be 2-D (documents x words), got shape {arr.shape}")
+        if vocab is None:
+            vocab = [f"w{i}" for i in range(arr.shape[1])]
+        return cls(arr, list(vocab), doc_ids)
+
+    def to_dense(self) -> np.ndarray:
+        """Return the ``(D, V)`` dense count array (mind the memory for large corpora)."""
+        return self.counts.toarray()
+
+    # ----------------------------------------------------------------- splits
+    def subset(self, doc_indices) -> Corpus:
+        """Return the corpus restricted to some documents, in the order given.
+
+        Parameters
+        ----------
+        doc_indices : (M,) array_like of int, or (D,) boolean mask
+            Documents to keep. Integer indices may repeat and may be negative (numpy style).
+
+        Returns
+        -------
+        Corpus
+            ``M`` documents over the same vocabulary.
+        """
+        idx = np.asarray(doc_indices)
+        if idx.dtype == bool:
+            if idx.shape != (self.n_docs,):
+                raise ConfigError(
+                    f"doc_indices: boolean mask of shape {idx.shape}, expected ({self.n_docs},)"
+                )
+            idx = np.flatnonzero(idx)
+        elif idx.size == 0:
+            idx = idx.astype(np.int64)
+        elif idx.dtype.kind not in "iu" or idx.ndim != 1:
+            raise ConfigError("doc_indices must be a 1-D array of integers or a boolean mask")
+        if idx.size and (idx.max() >= self.n_docs or idx.min() < -self.n_docs):
+            raise ConfigError(
+                f"doc_indices: index out of range for a corpus of {self.n_docs} documents"
+            )
+        idx = np.where(idx < 0, idx + self.n_docs, idx)
+        doc_ids = None if self.doc_ids is None else [self.doc_ids[i] for i in idx.tolist()]
+        return Corpus(self.counts[idx], list(self.vocab), doc_ids)
+
+    def train_test_split(self, test_fraction: float = 0.1, seed=0) -> tuple[Corpus, Corpus]:
+        """Split the documents at random into a training and a test corpus.
+
+        Parameters
+        ----------
+        test_fraction : float in (0, 1)
+            Share of documents in the test part; ``round(test_fraction * D)`` documents,
+            at least 1 and at most D - 1.
+        seed : int or numpy.random.Generator
+            Seed of ``numpy.random.default_rng``; the same seed gives the same split.
+
+        Returns
+        -------
+        train, test : Corpus
+            Both keep the documents' original relative order and the full vocabulary.
+        """
+        _check_fraction(test_fraction, "test_fraction")
+        if self.n_docs < 2:
+            raise ConfigError("train_test_split needs at least 2 documents")
+        rng = np.random.default_rng(seed)
+        n_test = int(np.clip(round(test_fraction * self.n_docs), 1, self.n_docs - 1))
+        is_test = np.zeros(self.n_docs, dtype=bool)
+        is_test[rng.permutation(self.n_docs)[:n_test]] = True
+        return self.subset(~is_test), self.subset(is_test)
+
+    def completion_split(self, observed_fraction: float = 0.5, seed=0) -> tuple[Corpus, Corpus]:
+        """Divide every document's tokens at random into an observed and a held-out part.
+
+        This is the "document completion" protocol of held-out evaluation (Wallach et al.
+        2009): fit a document's topic proportions on the observed tokens and score the
+        held-out ones. The split is at the token level: a word occurring 5 times can be
+        split 3/2. For a document of ``N_d >= 2`` tokens, exactly
+        ``k_d = clip(round(observed_fraction * N_d), 1, N_d - 1)`` tokens, chosen uniformly
+        without replacement (a multivariate hypergeometric draw over the word types), are
+        observed, so both parts are non-empty. Documents with fewer than 2 tokens are put
+        entirely into the observed part (their held-out row is empty).
+
+        Parameters
+        ----------
+        observed_fraction : float in (0, 1)
+        seed : int or numpy.random.Generator
+
+        Returns
+        -------
+        observed, heldout : Corpus
+            Same shape, vocabulary and doc_ids as ``self``;
+            ``observed.counts + heldout.counts == self.counts`` exactly.
+        """
+        _check_fraction(observed_fraction, "observed_fraction")
+        rng = np.random.default_rng(seed)
+        mat = self.counts
+        lengths = self.doc_lengths
+        k = np.clip(np.rint(observed_fraction * lengths).astype(np.int64), 1, lengths - 1)
+        k = np.where(lengths < 2, lengths, k)
+
+        # Expand the counts into one entry per token (tokens stay grouped by document,
+        # because CSR data is stored row by row), then shuffle within every document at
+        # once by sorting on (document, uniform random key). The first k_d tokens of each
+        # shuffled document are a uniform draw of k_d tokens without replacement, i.e. a
+        # multivariate hypergeometric draw of the observed counts. Memory is O(tokens).
+        data = mat.data.astype(np.int64)
+        token_entry = np.repeat(np.arange(data.size, dtype=np.int64), data)
+        entry_doc = np.repeat(np.arange(self.n_docs, dtype=np.int64), np.diff(mat.indptr))
+        token_doc = entry_doc[token_entry]
+        order = np.lexsort((rng.random(token_doc.size), token_doc))
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+        rank = np.empty(token_doc.size, dtype=np.int64)
+        rank[order] = np.arange(token_doc.size, dtype=np.int64) - starts[token_doc[order]]
+        observed_token = rank < k[token_doc]
+        obs_data = np.bincount(token_entry[observed_token], minlength=data.size).astype(
+            mat.data.dtype
+        )
+        held_data = (mat.data - obs_data).astype(mat.data.dtype)
+
+        doc_ids = None if self.doc_ids is None else list(self.doc_ids)
+
+        def part(values):
+            m = sp.csr_matrix((values, mat.indices.copy(), mat.indptr.copy()), shape=mat.shape)
+            return Corpus(m, list(self.vocab), None if doc_ids is None else list(doc_ids))
+
+        return part(obs_data), part(held_data)
