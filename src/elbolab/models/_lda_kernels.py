@@ -4,8 +4,9 @@ The E-step is a fixed-point iteration per document whose sweep count varies from
 handful to a hundred. As batched tensor ops every sweep touches (nnz, K) temporaries
 for all documents still moving; this kernel instead keeps one document's K numbers
 in registers and reads the topic rows it needs from cache, and lets each (restart,
-document) pair stop on its own. It is ~5x faster than the best batched torch
-formulation we measured on AP (see benchmarks/lda_ap.py).
+document) pair stop on its own. On AP with K=10 it runs an E-step
+about 5x faster than the best batched torch formulation we measured (gathers and
+CSR products over the non-zeros).
 """
 
 from __future__ import annotations
@@ -42,7 +43,12 @@ def _exp_elog(g, out):
         out[k] = math.exp(digamma(g[k]) - total)
 
 
-@nb.njit(parallel=True, cache=True, error_model="numpy")
+# Reassociation lets LLVM vectorize the K-long dot products; no flag that assumes
+# finite values, so an overflow still surfaces as inf/nan and is caught by fit().
+_FAST = {"reassoc", "contract"}
+
+
+@nb.njit(parallel=True, cache=True, error_model="numpy", fastmath=_FAST)
 def e_step(indptr, indices, counts, exp_elog_beta, gamma, alpha, tol, max_iter):
     """Coordinate ascent on (phi, gamma) for every (restart, document), topics fixed.
 
@@ -64,21 +70,25 @@ def e_step(indptr, indices, counts, exp_elog_beta, gamma, alpha, tol, max_iter):
     for job in nb.prange(n_restarts * n_docs):
         r = job // n_docs
         d = job % n_docs
-        beta = exp_elog_beta[r]
         g = gamma[r, d]
+        start, end = indptr[d], indptr[d + 1]
+        # This document's topic columns, contiguous: every sweep reads them again.
+        beta = np.empty((end - start, n_topics))
+        for j in range(end - start):
+            beta[j] = exp_elog_beta[r, indices[start + j]]
+        n = counts[start:end]
         et = np.empty(n_topics)
         acc = np.empty(n_topics)
         for it in range(max_iter):
             _exp_elog(g, et)
             acc[:] = 0.0
-            for j in range(indptr[d], indptr[d + 1]):
-                w = indices[j]
+            for j in range(end - start):
                 norm = 0.0
                 for k in range(n_topics):
-                    norm += et[k] * beta[w, k]
-                ratio = counts[j] / norm
+                    norm += et[k] * beta[j, k]
+                ratio = n[j] / norm
                 for k in range(n_topics):
-                    acc[k] += ratio * beta[w, k]
+                    acc[k] += ratio * beta[j, k]
             change = 0.0
             for k in range(n_topics):
                 new = alpha + et[k] * acc[k]

@@ -1,0 +1,155 @@
+"""The study registry and the one way a study is run, resumed and re-rendered.
+
+A study is a module with
+
+- ``NAME`` and ``DESCRIPTION`` (one line),
+- ``Config``: a frozen dataclass with a ``seed`` field, and ``PRESETS``: a dict with
+  ``smoke`` (seconds, for tests), ``default`` (minutes on 2 CPU cores) and ``paper``
+  (the published setting),
+- ``prepare(cfg, data_root) -> inputs``: loads and checks the data; runs before the
+  run directory is touched, so bad input writes nothing,
+- ``run(cfg, inputs, rundir) -> (metrics, arrays)``: the computation, checkpointing
+  its long loops through ``rundir``,
+- ``render(rundir) -> Report``: figures and report from the saved results only.
+
+:func:`run_study` writes ``config.json`` first, then ``arrays.npz``, then
+``metrics.json`` (with version, seed and timings) and last ``report.html``; every
+write is atomic, so a directory without ``metrics.json`` is an unfinished run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import types
+import typing
+from pathlib import Path
+
+from .. import __version__
+from ..errors import ConfigError
+from . import lda
+
+STUDIES: dict[str, types.ModuleType] = {m.NAME: m for m in (lda,)}
+
+
+def get(name: str) -> types.ModuleType:
+    """The study module called ``name``; ConfigError listing the known ones otherwise."""
+    try:
+        return STUDIES[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown study {name!r}; known studies: {', '.join(sorted(STUDIES))}"
+        ) from None
+
+
+def preset(study: types.ModuleType, name: str):
+    """The study's Config for preset ``name``."""
+    try:
+        return study.PRESETS[name]
+    except KeyError:
+        raise ConfigError(
+            f"study {study.NAME!r} has no preset {name!r}; presets: {', '.join(study.PRESETS)}"
+        ) from None
+
+
+def apply_overrides(cfg, assignments: list[str]):
+    """Return ``cfg`` with ``key=value`` assignments applied, parsed by the field's type.
+
+    Tuples are written comma-separated (``topics=5,10,20``); ``None`` clears an
+    optional field. Unknown keys and unparsable values raise ConfigError naming them.
+    """
+    fields = {f.name: f for f in dataclasses.fields(cfg)}
+    hints = typing.get_type_hints(type(cfg))
+    changes = {}
+    for item in assignments:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        if key not in fields:
+            raise ConfigError(
+                f"unknown setting {key!r} for this study; settings: {', '.join(fields)}"
+            )
+        changes[key] = _parse(hints[key], text.strip(), key)
+    return dataclasses.replace(cfg, **changes)
+
+
+def _parse(hint, text: str, key: str):
+    args = typing.get_args(hint)
+    if type(None) in args:  # Optional[...]
+        if text.lower() == "none":
+            return None
+        hint = next(a for a in args if a is not type(None))
+        args = typing.get_args(hint)
+    try:
+        if typing.get_origin(hint) is tuple:
+            return tuple(_parse(args[0], part.strip(), key) for part in text.split(",") if part)
+        if hint is bool:
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if hint in (int, float, str):
+            return hint(text)
+    except ValueError:
+        raise ConfigError(
+            f"setting {key!r} expects {getattr(hint, '__name__', hint)}, got {text!r}"
+        ) from None
+    raise ConfigError(f"setting {key!r} cannot be set from the command line")
+
+
+def run_study(study, cfg, out, *, data_root=None, resume=False, overwrite=False, command=""):
+    """Run ``study`` with ``cfg`` into run directory ``out``; returns the metrics dict.
+
+    With ``resume`` an unfinished run continues from its checkpoints (and a finished
+    one is only re-rendered); its saved config must equal ``cfg``.
+    """
+    from ..report import RunDir, to_jsonable  # report sits above studies; imported on use
+
+    if hasattr(cfg, "validate"):
+        cfg.validate()
+    inputs = study.prepare(cfg, data_root)
+    record = {"study": study.NAME, "config": dataclasses.asdict(cfg), "command": command}
+    rundir = RunDir(out, resume=resume, overwrite=overwrite)
+    if resume and (rundir.path / "config.json").exists():
+        saved = rundir.read_json("config.json")
+        if saved.get("study") != study.NAME or saved.get("config") != to_jsonable(record["config"]):
+            raise ConfigError(
+                f"{rundir.path} holds a run with a different study or config; "
+                "resume it with the same settings or use --overwrite"
+            )
+        if rundir.is_complete():
+            render(rundir)
+            return rundir.read_json("metrics.json")
+    rundir.write_json("config.json", record)
+
+    started = time.perf_counter()
+    metrics, arrays = study.run(cfg, inputs, rundir)
+    metrics = {
+        "study": study.NAME,
+        "version": __version__,
+        "seed": getattr(cfg, "seed", None),
+        "timings": {"total_seconds": time.perf_counter() - started, **metrics.pop("timings", {})},
+        **metrics,
+    }
+    rundir.save_arrays(arrays)
+    rundir.write_json("metrics.json", metrics)
+    render(rundir)
+    rundir.clear_checkpoints()
+    return metrics
+
+
+def render(rundir) -> Path:
+    """(Re)write ``report.html`` of a finished run from its saved files only."""
+    from ..report import RunDir
+
+    if not isinstance(rundir, RunDir):
+        rundir = RunDir(rundir, resume=True)
+    if not rundir.is_complete():
+        raise ConfigError(f"{rundir.path} has no metrics.json: the run has not finished")
+    study = get(rundir.read_json("config.json")["study"])
+    report = study.render(rundir)
+    path = rundir.path / "report.html"
+    report.write(path)
+    return path

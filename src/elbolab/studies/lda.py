@@ -1,0 +1,322 @@
+"""Study ``lda``: CAVI restarts on a corpus (AP by default) for a few topic counts.
+
+For each K it fits ``restarts`` random initializations (batched) on the training
+documents and reports
+
+- the ELBO (nats, every normalizer) after each iteration, for every restart,
+- the spread of the optima the restarts end in,
+- the top words of every topic of the best restart,
+- held-out document-completion perplexity: theta is inferred from half of each test
+  document's tokens and the other half is scored under the posterior-mean topics
+  (a predictive score, not the bound).
+
+``elbolab lda fit`` is this study with one K and no held-out split.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..data import Corpus, load_ap, read_ldac
+from ..errors import ConfigError
+from ..models import LDA
+from ..progress import progress
+
+NAME = "lda"
+DESCRIPTION = (
+    "LDA by batch CAVI: ELBO curves and optima across restarts, top words, held-out perplexity"
+)
+
+# Checkpoint a running fit at most this often: lambda for R restarts is R*K*V floats.
+_CHECKPOINT_SECONDS = 20.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """Settings of the ``lda`` study.
+
+    topics : topic counts K to fit.
+    restarts : random initializations per K, fitted as one batch.
+    max_iter, tol : CAVI stopping rule (relative ELBO gain per iteration).
+    alpha, eta : symmetric Dirichlet priors; None means 1/K.
+    test_fraction : documents held out for document completion (0 = none).
+    observed_fraction : share of each held-out document's tokens used to infer theta.
+    n_docs : use only the first n_docs documents (None = all).
+    corpus, vocab : an lda-c corpus and its vocabulary; empty = the AP corpus.
+    top_words : words listed per topic.
+    """
+
+    topics: tuple[int, ...] = (5, 10, 20)
+    restarts: int = 4
+    max_iter: int = 100
+    tol: float = 1e-5
+    alpha: float | None = None
+    eta: float | None = None
+    test_fraction: float = 0.1
+    observed_fraction: float = 0.5
+    n_docs: int | None = None
+    corpus: str = ""
+    vocab: str = ""
+    top_words: int = 10
+    seed: int = 0
+
+    def validate(self) -> None:
+        if not self.topics or min(self.topics) < 1:
+            raise ConfigError(f"topics must be integers >= 1, got {self.topics}")
+        if self.restarts < 1:
+            raise ConfigError(f"restarts must be >= 1, got {self.restarts}")
+        if self.max_iter < 1:
+            raise ConfigError(f"max_iter must be >= 1, got {self.max_iter}")
+        for name in ("alpha", "eta"):
+            value = getattr(self, name)
+            if value is not None and not (value > 0 and np.isfinite(value)):
+                raise ConfigError(f"{name} must be a positive number, got {value}")
+        if not 0 <= self.test_fraction < 1:
+            raise ConfigError(f"test_fraction must be in [0, 1), got {self.test_fraction}")
+        if not 0 < self.observed_fraction < 1:
+            raise ConfigError(f"observed_fraction must be in (0, 1), got {self.observed_fraction}")
+        if self.n_docs is not None and self.n_docs < 2:
+            raise ConfigError(f"n_docs must be >= 2, got {self.n_docs}")
+        if self.vocab and not self.corpus:
+            raise ConfigError("vocab is set but corpus is not; give both or neither")
+
+
+PRESETS = {
+    "smoke": Config(topics=(3,), restarts=2, max_iter=5, n_docs=200, top_words=5),
+    "default": Config(),
+    # Blei et al. (2003) fit AP with up to 200 topics; here a range that 2 cores finish.
+    "paper": Config(topics=(10, 20, 50, 100), restarts=10, max_iter=500, tol=1e-6),
+}
+
+
+def prepare(cfg: Config, data_root=None) -> dict:
+    """Load (and check) the corpus and make the splits; nothing is written."""
+    if cfg.corpus:
+        corpus = read_ldac(cfg.corpus, cfg.vocab or None)
+        source = cfg.corpus
+    else:
+        corpus = load_ap(data_root)
+        source = "AP (Blei et al. 2003, lda-c sample data)"
+    if cfg.n_docs is not None:
+        corpus = corpus.subset(np.arange(min(cfg.n_docs, corpus.n_docs)))
+    if cfg.test_fraction > 0:
+        train, test = corpus.train_test_split(cfg.test_fraction, seed=cfg.seed)
+        observed, heldout = test.completion_split(cfg.observed_fraction, seed=cfg.seed)
+    else:
+        train, observed, heldout = corpus, None, None
+    return {
+        "source": source,
+        "corpus": corpus,
+        "train": train,
+        "observed": observed,
+        "heldout": heldout,
+    }
+
+
+def fit_one(cfg: Config, k: int, train: Corpus, rundir, show_progress=True) -> LDA:
+    """Fit K topics with checkpoints every ~20 s; resumes from one if it exists."""
+    key = f"fit_K{k}"
+    model = LDA(
+        n_topics=k,
+        alpha=cfg.alpha,
+        eta=cfg.eta,
+        max_iter=cfg.max_iter,
+        tol=cfg.tol,
+        n_restarts=cfg.restarts,
+        seed=cfg.seed,
+    )
+    state = rundir.load_checkpoint(key)
+    bar = progress(
+        total=cfg.max_iter,
+        desc=f"LDA K={k} x{cfg.restarts}",
+        unit="iter",
+        disable=None if show_progress else True,
+    )
+    if state is not None:
+        bar.update(len(state.history))
+    last_save = time.monotonic()
+
+    def on_iteration(iteration, bound, st):
+        nonlocal last_save
+        bar.update(1)
+        bar.set_postfix(elbo_per_token=f"{bound.max() / train.n_tokens:.4f}")
+        if time.monotonic() - last_save > _CHECKPOINT_SECONDS:
+            rundir.save_checkpoint(key, st)
+            last_save = time.monotonic()
+
+    try:
+        model.fit(train, callback=on_iteration, state=state)
+    finally:
+        bar.close()
+    return model
+
+
+def top_words(components: np.ndarray, vocab: list[str], n: int) -> list[list[str]]:
+    """The n most probable words of every topic (rows of lambda), most probable first."""
+    order = np.argsort(-components, axis=1)[:, :n]
+    return [[vocab[i] for i in row] for row in order]
+
+
+def run(cfg: Config, inputs: dict, rundir, show_progress=True):
+    train, observed, heldout = inputs["train"], inputs["observed"], inputs["heldout"]
+    corpus = inputs["corpus"]
+    per_k, arrays = {}, {}
+    for k in cfg.topics:
+        done = rundir.load_checkpoint(f"result_K{k}")
+        if done is None:
+            started = time.perf_counter()
+            model = fit_one(cfg, k, train, rundir, show_progress)
+            seconds = time.perf_counter() - started
+            finals = np.array([r.elbo for r in model.restarts_])
+            result = {
+                "elbo_best": model.elbo_,
+                "elbo_per_token_best": model.elbo_ / train.n_tokens,
+                "elbo_restarts": finals.tolist(),
+                "elbo_spread": float(finals.max() - finals.min()),
+                "best_restart": model.best_,
+                "n_iter": model.n_iter_,
+                "alpha": model.alpha_,
+                "eta": model.eta_,
+                "fit_seconds": seconds,
+                "top_words": top_words(model.components_, corpus.vocab, cfg.top_words),
+            }
+            if observed is not None:
+                result["completion"] = model.completion_perplexity(observed, heldout)
+            done = {
+                "result": result,
+                "history": np.stack([r.history for r in model.restarts_], axis=1),
+                "components": model.components_,
+            }
+            rundir.save_checkpoint(f"result_K{k}", done)
+        per_k[str(k)] = done["result"]
+        arrays[f"history_K{k}"] = done["history"]
+        arrays[f"components_K{k}"] = done["components"]
+    metrics = {
+        "data": {
+            "source": inputs["source"],
+            "n_docs": corpus.n_docs,
+            "n_words": corpus.n_words,
+            "n_tokens": corpus.n_tokens,
+            "n_train_docs": train.n_docs,
+            "n_train_tokens": train.n_tokens,
+            "n_test_docs": 0 if observed is None else observed.n_docs,
+            "n_heldout_tokens": 0 if heldout is None else heldout.n_tokens,
+        },
+        "per_k": per_k,
+        "timings": {f"fit_seconds_K{k}": per_k[str(k)]["fit_seconds"] for k in cfg.topics},
+    }
+    return metrics, arrays
+
+
+def render(rundir):
+    """Figures and report from config.json, metrics.json and arrays.npz."""
+    from ..report import Report, plots
+
+    record = rundir.read_json("config.json")
+    cfg = record["config"]
+    metrics = rundir.read_json("metrics.json")
+    arrays = rundir.load_arrays()
+    data = metrics["data"]
+    ks = [int(k) for k in metrics["per_k"]]
+    tokens = data["n_train_tokens"]
+
+    report = Report(
+        "LDA by batch CAVI",
+        f"{data['source']}: {data['n_train_docs']} training documents, "
+        f"{tokens:,} tokens, {data['n_words']:,} words",
+    )
+    report.paragraph(
+        "The ELBO is the full evidence lower bound in nats with every Dirichlet normalizer, "
+        "summed over the training documents; here it is divided by the number of training "
+        "tokens. Every restart starts from its own random topics and all are fitted as one batch."
+    )
+    fig, axes = plots.new_figure(width=6.4 * min(len(ks), 3) / 1.5, height=4.0, ncols=len(ks))
+    for ax, k in zip(np.atleast_1d(axes), ks, strict=True):
+        history = arrays[f"history_K{k}"] / tokens
+        its = np.arange(1, history.shape[0] + 1)
+        plots.line_plot(
+            ax,
+            its,
+            {f"restart {r}": history[:, r] for r in range(history.shape[1])},
+            xlabel="CAVI iteration",
+            ylabel="ELBO per token (nats)",
+            title=f"K = {k}",
+        )
+    figure = rundir.save_figure(fig, "elbo_curves")
+    report.figure(
+        figure,
+        f"ELBO per training token (nats) after each CAVI iteration, one line per restart "
+        f"({tokens:,} tokens). The curves never decrease.",
+    )
+
+    fig, ax = plots.new_figure()
+    for k in ks:
+        finals = np.array(metrics["per_k"][str(k)]["elbo_restarts"]) / tokens
+        ax.scatter(np.full(finals.shape, k), finals, alpha=0.7)
+    ax.set_xlabel("number of topics K")
+    ax.set_ylabel("final ELBO per token (nats)")
+    ax.set_xticks(ks)
+    report.figure(
+        rundir.save_figure(fig, "optima_spread"),
+        "Final ELBO per training token (nats) of every restart: the spread of the local "
+        "optima CAVI ends in from different random initializations.",
+    )
+
+    rows = []
+    for k in ks:
+        r = metrics["per_k"][str(k)]
+        completion = r.get("completion")
+        rows.append(
+            [
+                k,
+                f"{r['elbo_per_token_best']:.4f}",
+                f"{r['elbo_spread'] / tokens:.4f}",
+                r["n_iter"],
+                "" if completion is None else f"{completion['perplexity']:.1f}",
+                f"{r['fit_seconds']:.1f}",
+            ]
+        )
+    report.table(
+        [
+            "K",
+            "best ELBO / token (nats)",
+            "spread across restarts (nats/token)",
+            "iterations",
+            "completion perplexity",
+            "fit seconds",
+        ],
+        rows,
+        caption="Summary per K. Perplexity is exp(-held-out log-likelihood per token, base e) "
+        f"on {data['n_heldout_tokens']:,} held-out tokens of {data['n_test_docs']} test "
+        "documents; lower is better.",
+    )
+    if any("completion" in metrics["per_k"][str(k)] for k in ks):
+        fig, ax = plots.new_figure()
+        ppl = [metrics["per_k"][str(k)]["completion"]["perplexity"] for k in ks]
+        ax.plot(ks, ppl, marker="o")
+        ax.set_xlabel("number of topics K")
+        ax.set_ylabel("document-completion perplexity")
+        ax.set_xticks(ks)
+        report.figure(
+            rundir.save_figure(fig, "perplexity"),
+            "Held-out document-completion perplexity against K "
+            f"({data['n_heldout_tokens']:,} held-out tokens; lower is better).",
+        )
+    for k in ks:
+        words = metrics["per_k"][str(k)]["top_words"]
+        report.table(
+            ["topic", "top words"],
+            [[i, " ".join(w)] for i, w in enumerate(words)],
+            caption=f"K = {k}: the most probable words of each topic (best restart).",
+        )
+    report.heading("Settings")
+    report.code(record.get("command") or "")
+    report.metrics(cfg, caption="Configuration")
+    report.metrics(
+        {"version": metrics["version"], "seed": metrics["seed"], **metrics["timings"]},
+        caption="Version, seed and timings (seconds)",
+    )
+    return report
