@@ -21,16 +21,34 @@ import numpy as np
 def digamma(x: float) -> float:
     """psi(x) for x > 0: recurrence up to x >= 6, then the asymptotic series.
 
-    Absolute error below 1e-14 on (1e-8, 1e8) (tested against scipy.special.psi).
+    Error below 2e-13 relative to max(1, |psi(x)|) on (1e-8, 1e8) (tested against
+    scipy.special.psi). The recurrence psi(x) = psi(x + 1) - 1/x is summed as one
+    fraction so it costs one division, not up to six: this function runs K + 1
+    times per document and E-step sweep.
     """
     result = 0.0
-    while x < 6.0:
-        result -= 1.0 / x
-        x += 1.0
+    if x < 6.0:
+        num, den = 0.0, 1.0
+        while x < 6.0:
+            num = num * x + den  # num/den + 1/x = (num x + den) / (den x)
+            den *= x
+            x += 1.0
+        result = -num / den
     inv = 1.0 / x
     inv2 = inv * inv
+    # Bernoulli-number series: 1/12 x^-2 - 1/120 x^-4 + 1/252 x^-6 - 1/240 x^-8
+    # + 1/132 x^-10 - 691/32760 x^-12 + 1/12 x^-14; the next term is 1.6e-13 at x = 6.
     series = inv2 * (
-        1.0 / 12 - inv2 * (1.0 / 120 - inv2 * (1.0 / 252 - inv2 * (1.0 / 240 - inv2 * (1.0 / 132))))
+        1.0 / 12
+        - inv2
+        * (
+            1.0 / 120
+            - inv2
+            * (
+                1.0 / 252
+                - inv2 * (1.0 / 240 - inv2 * (1.0 / 132 - inv2 * (691.0 / 32760 - inv2 / 12.0)))
+            )
+        )
     )
     return result + math.log(x) - 0.5 * inv - series
 
@@ -72,26 +90,30 @@ def e_step(indptr, indices, counts, exp_elog_beta, gamma, alpha, tol, max_iter):
         d = job % n_docs
         g = gamma[r, d]
         start, end = indptr[d], indptr[d + 1]
-        # This document's topic columns, contiguous: every sweep reads them again.
-        beta = np.empty((end - start, n_topics))
-        for j in range(end - start):
-            beta[j] = exp_elog_beta[r, indices[start + j]]
+        n_words = end - start
+        # This document's topic columns, topic-major so that the loops over its words
+        # below are contiguous and vectorize; every sweep reads them again.
+        beta = np.empty((n_topics, n_words))
+        for j in range(n_words):
+            for k in range(n_topics):
+                beta[k, j] = exp_elog_beta[r, indices[start + j], k]
         n = counts[start:end]
+        norm = np.empty(n_words)
         et = np.empty(n_topics)
-        acc = np.empty(n_topics)
         for it in range(max_iter):
             _exp_elog(g, et)
-            acc[:] = 0.0
-            for j in range(end - start):
-                norm = 0.0
-                for k in range(n_topics):
-                    norm += et[k] * beta[j, k]
-                ratio = n[j] / norm
-                for k in range(n_topics):
-                    acc[k] += ratio * beta[j, k]
+            norm[:] = 0.0
+            for k in range(n_topics):
+                for j in range(n_words):
+                    norm[j] += et[k] * beta[k, j]
+            for j in range(n_words):
+                norm[j] = n[j] / norm[j]  # now the ratio n_dw / phinorm_dw
             change = 0.0
             for k in range(n_topics):
-                new = alpha + et[k] * acc[k]
+                acc = 0.0
+                for j in range(n_words):
+                    acc += beta[k, j] * norm[j]
+                new = alpha + et[k] * acc
                 change += abs(new - g[k])
                 g[k] = new
             sweeps[r, d] = it + 1
@@ -101,21 +123,27 @@ def e_step(indptr, indices, counts, exp_elog_beta, gamma, alpha, tol, max_iter):
 
 
 @nb.njit(parallel=True, cache=True, error_model="numpy")
-def word_terms(indptr, indices, counts, exp_elog_beta, gamma, ratio_out):
-    """Per-document word term of the ELBO at the optimal phi, and n_dw / phinorm_dw.
+def doc_terms(indptr, indices, counts, exp_elog_beta, gamma, alpha, ratio_out):
+    """Each document's share of the ELBO at the optimal phi, and n_dw / phinorm_dw.
 
-    For each (restart r, document d): sum_w n_dw log sum_k exp(E[log theta_dk] +
-    E[log beta_kw]). ``ratio_out`` (R, nnz) receives n_dw / phinorm_dw, the weights of
-    the M-step. Returns (R, D).
+    For each (restart r, document d)::
+
+        sum_w n_dw log sum_k exp(E[log theta_dk] + E[log beta_kw])
+        + E[log Dir(theta_d | alpha)] - E[log Dir(theta_d | gamma_d)]
+
+    with every normalizer. ``ratio_out`` (R, nnz) receives n_dw / phinorm_dw, the
+    weights of the M-step. Returns (R, D).
     """
     n_restarts, n_docs, n_topics = gamma.shape
     out = np.zeros((n_restarts, n_docs))
+    prior_norm = math.lgamma(n_topics * alpha) - n_topics * math.lgamma(alpha)
     for job in nb.prange(n_restarts * n_docs):
         r = job // n_docs
         d = job % n_docs
         beta = exp_elog_beta[r]
+        g = gamma[r, d]
         et = np.empty(n_topics)
-        _exp_elog(gamma[r, d], et)
+        _exp_elog(g, et)
         total = 0.0
         for j in range(indptr[d], indptr[d + 1]):
             w = indices[j]
@@ -124,5 +152,11 @@ def word_terms(indptr, indices, counts, exp_elog_beta, gamma, ratio_out):
                 norm += et[k] * beta[w, k]
             total += counts[j] * math.log(norm)
             ratio_out[r, j] = counts[j] / norm
+        # The Dirichlet terms, with E[log theta_k] recomputed (log(et[k]) may underflow).
+        g_sum = g.sum()
+        psi_sum = digamma(g_sum)
+        total += prior_norm - math.lgamma(g_sum)
+        for k in range(n_topics):
+            total += (alpha - g[k]) * (digamma(g[k]) - psi_sum) + math.lgamma(g[k])
         out[r, d] = total
     return out

@@ -85,7 +85,7 @@ def _dirichlet_kl_term(prior: float, post: torch.Tensor, elog: torch.Tensor) -> 
 def _as_csr(X) -> sp.csr_matrix:
     """Accept a Corpus (anything with ``.counts``) or a scipy sparse / dense count matrix."""
     X = getattr(X, "counts", X)
-    X = sp.csr_matrix(X, dtype=np.float64)
+    X = sp.csr_matrix(X, dtype=np.float64, copy=True)  # cleaned below; never the caller's
     if X.shape[0] == 0:
         raise DataError("the corpus has no documents")
     if X.nnz and (X.data.min() < 0 or not np.all(np.equal(np.mod(X.data, 1), 0))):
@@ -130,47 +130,55 @@ def elbo(X, lam: torch.Tensor, gamma: torch.Tensor, alpha: float, eta: float) ->
     )
 
 
-def _dirichlet_terms(prior: float, post: np.ndarray) -> np.ndarray:
-    """E_q[log Dir(x | prior)] - E_q[log Dir(x | post)] per row: post (..., K) -> (...)."""
-    k = post.shape[-1]
-    elog = special.psi(post) - special.psi(post.sum(-1, keepdims=True))
-    return (
-        ((prior - post) * elog).sum(-1)
-        + math.lgamma(k * prior)
-        - k * math.lgamma(prior)
-        - special.gammaln(post.sum(-1))
-        + special.gammaln(post).sum(-1)
+def _topics(lam: np.ndarray, eta: float) -> tuple[np.ndarray, np.ndarray]:
+    """What the topics contribute, from lambda (R, K, V) alone.
+
+    Returns exp(E[log beta]) word-major (R, V, K) for the kernels, and the topic part
+    of the ELBO, E[log p(beta | eta)] - E[log q(beta | lambda)] per restart (R,), with
+    the symmetric Dirichlet's normalizer.
+    """
+    n_words = lam.shape[-1]
+    lam_sum = lam.sum(-1, keepdims=True)
+    elog = special.psi(lam) - special.psi(lam_sum)
+    term = (
+        ((eta - lam) * elog).sum((1, 2))
+        + lam.shape[1] * (math.lgamma(n_words * eta) - n_words * math.lgamma(eta))
+        - special.gammaln(lam_sum).sum((1, 2))
+        + special.gammaln(lam).sum((1, 2))
     )
-
-
-def _exp_elog_beta(lam: np.ndarray) -> np.ndarray:
-    """exp(E[log beta]) for lam (R, K, V), returned word-major (R, V, K) for the kernels."""
-    elog = special.psi(lam) - special.psi(lam.sum(-1, keepdims=True))
-    return np.ascontiguousarray(np.exp(elog).transpose(0, 2, 1))
+    return np.ascontiguousarray(np.exp(elog).transpose(0, 2, 1)), term
 
 
 @dataclass
 class Restart:
-    """One restart's optimum: its ELBO (nats), ELBO history, lambda (K, V) and gamma (D, K)."""
+    """One restart's optimum.
+
+    elbo : final ELBO (nats); history : (n_iter,) ELBO after each of its iterations;
+    components : lambda (K, V); gamma : (D, K); index : r, the restart's topics
+    started from ``numpy.random.default_rng([seed, r])`` (unless given a state).
+    """
 
     elbo: float
     history: np.ndarray
     components: np.ndarray
     gamma: np.ndarray
-    seed: int
+    index: int
 
 
 @dataclass
 class LDAState:
     """Everything needed to continue a fit exactly where it stopped (for checkpoints).
 
-    lam : (R, K, V), gamma : (R, D, K), history : (n_iter, R) ELBO after each iteration.
+    lam : (R, K, V); gamma : (R, D, K); history : (n_iter, R) ELBO after each
+    iteration (a converged restart's last value repeats); n_iter : (R,) iterations
+    each restart ran before it converged or the batch stopped.
     """
 
     lam: np.ndarray
     gamma: np.ndarray
     history: np.ndarray
-    converged: bool = False
+    n_iter: np.ndarray
+    converged: np.ndarray
 
 
 class LDA:
@@ -205,7 +213,7 @@ class LDA:
     gamma_ : (D, K) ndarray, gamma of the training documents under the best restart.
     elbo_ : float, the best restart's ELBO in nats (all normalizers included).
     history_ : (n_iter_,) ndarray, the best restart's ELBO after each iteration.
-    n_iter_ : int, iterations run.
+    n_iter_ : int, iterations the batch ran (the longest-running restart's count).
     restarts_ : list of Restart, one per restart in seed order.
     best_ : int, index of the best restart in ``restarts_``.
 
@@ -238,17 +246,20 @@ class LDA:
         self.max_e_step_iter = max_e_step_iter
 
     def _priors(self) -> tuple[float, float]:
-        if not isinstance(self.n_topics, (int, np.integer)) or self.n_topics < 1:
+        k = self.n_topics
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ConfigError(f"n_topics must be an integer >= 1, got {self.n_topics!r}")
         alpha = 1.0 / self.n_topics if self.alpha is None else float(self.alpha)
         eta = 1.0 / self.n_topics if self.eta is None else float(self.eta)
         for name, value in (("alpha", alpha), ("eta", eta)):
             if not (value > 0 and math.isfinite(value)):
                 raise ConfigError(f"{name} must be a positive finite number, got {value!r}")
-        if self.n_restarts < 1:
-            raise ConfigError(f"n_restarts must be >= 1, got {self.n_restarts!r}")
-        if self.max_iter < 1:
-            raise ConfigError(f"max_iter must be >= 1, got {self.max_iter!r}")
+        for name in ("n_restarts", "max_iter", "max_e_step_iter"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+        if not self.tol >= 0 or not self.e_step_tol > 0:
+            raise ConfigError("tol must be >= 0 and e_step_tol > 0")
         return alpha, eta
 
     # ------------------------------------------------------------------ core steps
@@ -274,25 +285,59 @@ class LDA:
     @staticmethod
     def _doc_scores(X, beta, gamma, alpha, ratio):
         """Per-document ELBO terms (R, D) under topics ``beta``; fills ``ratio`` (R, nnz)."""
-        words = kernels.word_terms(X.indptr, X.indices, X.data, beta, gamma, ratio)
-        return words + _dirichlet_terms(alpha, gamma)
+        return kernels.doc_terms(X.indptr, X.indices, X.data, beta, gamma, alpha, ratio)
 
-    def _init_state(self, X: sp.csr_matrix, alpha: float) -> LDAState:
-        # Gamma(100, 1/100) entries as in Hoffman's onlineldavb and scikit-learn.
-        lam = np.stack(
-            [
-                np.random.default_rng([self.seed, r]).gamma(
-                    100.0, 0.01, (self.n_topics, X.shape[1])
-                )
-                for r in range(self.n_restarts)
-            ]
+    def initial_state(self, X, lam: np.ndarray | None = None) -> LDAState:
+        """The state a fit starts from: given topics ``lam`` (R, K, V) or random ones.
+
+        Random topics have Gamma(100, 1/100) entries (as Hoffman's onlineldavb and
+        scikit-learn), restart r drawn from ``numpy.random.default_rng([seed, r])``.
+        Pass the result to :meth:`fit` to start several tools from the same topics.
+        """
+        alpha, _ = self._priors()
+        X = _as_csr(X)
+        if lam is None:
+            lam = np.stack(
+                [
+                    np.random.default_rng([self.seed, r]).gamma(
+                        100.0, 0.01, (self.n_topics, X.shape[1])
+                    )
+                    for r in range(self.n_restarts)
+                ]
+            )
+        lam = np.array(lam, dtype=np.float64)
+        R = lam.shape[0]
+        return LDAState(
+            lam=lam,
+            gamma=self._fresh_gamma(X, R, alpha),
+            history=np.zeros((0, R)),
+            n_iter=np.zeros(R, dtype=np.int64),
+            converged=np.zeros(R, dtype=bool),
         )
-        gamma = self._fresh_gamma(X, self.n_restarts, alpha)
-        return LDAState(lam=lam, gamma=gamma, history=np.zeros((0, self.n_restarts)))
+
+    def _check_state(self, state: LDAState, X: sp.csr_matrix) -> None:
+        R = state.lam.shape[0] if state.lam.ndim == 3 else -1
+        expected = {
+            "lam": (state.lam.shape, (R, self.n_topics, X.shape[1])),
+            "gamma": (state.gamma.shape, (R, X.shape[0], self.n_topics)),
+            "history": (state.history.shape[1:], (R,)),
+            "n_iter": (state.n_iter.shape, (R,)),
+            "converged": (state.converged.shape, (R,)),
+        }
+        for name, (shape, want) in expected.items():
+            if tuple(shape) != want:
+                raise ConfigError(f"state.{name} has shape {tuple(shape)}, expected {want}")
+        if not (np.all(state.lam > 0) and np.all(state.gamma > 0)):
+            raise ConfigError("state.lam and state.gamma must be positive")
 
     # ------------------------------------------------------------------ public API
     def fit(self, X, callback=None, state: LDAState | None = None) -> LDA:
         """Fit to a Corpus or a (docs x words) sparse count matrix.
+
+        Restarts stop one by one: restart r stops when its relative ELBO gain over
+        an iteration falls below ``tol`` (``tol=0`` runs ``max_iter`` iterations) and
+        is left untouched after that, so its result is the same whether it runs alone
+        or beside others.
 
         Parameters
         ----------
@@ -301,74 +346,80 @@ class LDA:
             ``callback(iteration, elbo, state)`` after every iteration, with ``elbo``
             an (R,) array and ``state`` an :class:`LDAState` to checkpoint.
         state : LDAState, optional
-            Continue from a checkpointed state (or start from given topics) instead of
-            a fresh initialization; a continued fit ends with the same numbers as an
-            uninterrupted one.
+            Continue from a checkpointed state, or start from :meth:`initial_state`;
+            a continued fit ends with the same numbers as an uninterrupted one.
         """
         alpha, eta = self._priors()
         X = _as_csr(X)
         if state is None:
-            state = self._init_state(X, alpha)
-        if state.lam.shape[1:] != (self.n_topics, X.shape[1]):
-            raise ConfigError(
-                f"initial topics have shape {state.lam.shape[1:]}, "
-                f"expected ({self.n_topics}, {X.shape[1]})"
-            )
-        R = state.lam.shape[0]
+            state = self.initial_state(X)
+        self._check_state(state, X)
         lam = np.array(state.lam, dtype=np.float64)
         gamma = np.array(state.gamma, dtype=np.float64)
         history = list(state.history)
-        converged = state.converged
+        n_iter = np.array(state.n_iter)
+        done = np.array(state.converged)
 
-        beta = _exp_elog_beta(lam)
+        beta, _ = _topics(lam, eta)
         # Per-document ELBO terms of the current gamma under the current topics, and
         # the M-step weights n_dw / phinorm_dw that go with them.
-        ratio = np.empty((R, X.nnz))
+        ratio = np.empty((lam.shape[0], X.nnz))
         scores = self._doc_scores(X, beta, gamma, alpha, ratio)
-        ratio_fresh = np.empty_like(ratio)
         doc_of_nonzero = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
-        while not converged and len(history) < self.max_iter:
+        while not done.all() and len(history) < self.max_iter:
+            a = np.flatnonzero(~done)  # restarts still running
             # E-step: fresh start, then per document the better of fresh and previous.
-            fresh = self._e_step(X, beta, self._fresh_gamma(X, R, alpha), alpha)
-            better = self._doc_scores(X, beta, fresh, alpha, ratio_fresh) >= scores
-            gamma = np.where(better[..., None], fresh, gamma)
-            ratio = np.where(better[:, doc_of_nonzero], ratio_fresh, ratio)
+            fresh = self._e_step(X, beta[a], self._fresh_gamma(X, len(a), alpha), alpha)
+            ratio_fresh = np.empty((len(a), X.nnz))
+            better = self._doc_scores(X, beta[a], fresh, alpha, ratio_fresh) >= scores[a]
+            gamma[a] = np.where(better[..., None], fresh, gamma[a])
+            ratio[a] = np.where(better[:, doc_of_nonzero], ratio_fresh, ratio[a])
             # M-step: lambda_kw = eta + sum_d n_dw phi_dwk
             #       = eta + exp(E[log beta_kw]) sum_d (n_dw / phinorm_dw) exp(E[log theta_dk]).
-            exp_elog_theta = np.exp(special.psi(gamma) - special.psi(gamma.sum(-1, keepdims=True)))
-            for r in range(R):  # R sparse products; each is over all documents at once
+            exp_elog_theta = np.exp(
+                special.psi(gamma[a]) - special.psi(gamma[a].sum(-1, keepdims=True))
+            )
+            for i, r in enumerate(a):  # one sparse product per restart, over all documents
                 weights = sp.csr_matrix((ratio[r], X.indices, X.indptr), shape=X.shape)
-                lam[r] = eta + beta[r].T * (weights.T @ exp_elog_theta[r]).T
+                lam[r] = eta + beta[r].T * (weights.T @ exp_elog_theta[i]).T
             # The ELBO at the new topics, with phi optimal for them.
-            beta = _exp_elog_beta(lam)
-            scores = self._doc_scores(X, beta, gamma, alpha, ratio)
-            bound = scores.sum(1) + _dirichlet_terms(eta, lam).sum(1)
-            if not np.all(np.isfinite(bound)):
+            beta[a], topic_term = _topics(lam[a], eta)
+            scores[a] = self._doc_scores(X, beta[a], gamma[a], alpha, ratio_fresh)
+            ratio[a] = ratio_fresh  # (ratio[a] would be a copy for the kernel to fill)
+            bound = history[-1].copy() if history else np.full(lam.shape[0], -np.inf)
+            previous = bound[a]
+            bound[a] = scores[a].sum(1) + topic_term
+            if not np.all(np.isfinite(bound[a])):
                 raise FloatingPointError(
                     f"LDA ELBO became non-finite at iteration {len(history) + 1}"
                 )
-            if history:
-                converged = bool(np.all((bound - history[-1]) / np.abs(bound) < self.tol))
+            n_iter[a] += 1
+            if self.tol > 0:
+                done[a] = (bound[a] - previous) / np.abs(bound[a]) < self.tol
             history.append(bound)
             if callback is not None:
                 callback(
                     len(history),
                     bound,
-                    LDAState(lam.copy(), gamma.copy(), np.array(history), converged),
+                    LDAState(
+                        lam.copy(), gamma.copy(), np.array(history), n_iter.copy(), done.copy()
+                    ),
                 )
-        self._set_result(lam, gamma, np.array(history), alpha, eta)
+        if not history:
+            raise ConfigError("the state has no iterations yet but is marked converged")
+        self._set_result(lam, gamma, np.array(history), n_iter, alpha, eta)
         return self
 
-    def _set_result(self, lam, gamma, history, alpha, eta):
+    def _set_result(self, lam, gamma, history, n_iter, alpha, eta):
         self.alpha_, self.eta_ = alpha, eta
         self.n_iter_ = len(history)
         self.restarts_ = [
             Restart(
                 elbo=float(history[-1, r]),
-                history=history[:, r].copy(),
+                history=history[: n_iter[r], r].copy(),
                 components=lam[r],
                 gamma=gamma[r],
-                seed=r,
+                index=r,
             )
             for r in range(lam.shape[0])
         ]
@@ -395,14 +446,10 @@ class LDA:
                 f"the corpus has {X.shape[1]} words but the topics were fitted on "
                 f"{self.components_.shape[1]}"
             )
-        lam = self.components_[None]
-        beta = _exp_elog_beta(lam)
+        beta, topic_term = _topics(self.components_[None], self.eta_)
         gamma = self._e_step(X, beta, self._fresh_gamma(X, 1, self.alpha_), self.alpha_)
         ratio = np.empty((1, X.nnz))
-        bound = (
-            self._doc_scores(X, beta, gamma, self.alpha_, ratio).sum()
-            + _dirichlet_terms(self.eta_, lam).sum()
-        )
+        bound = self._doc_scores(X, beta, gamma, self.alpha_, ratio).sum() + topic_term[0]
         return gamma[0], float(bound)
 
     def transform(self, X) -> np.ndarray:
