@@ -42,6 +42,13 @@ def parse_args(argv=None):
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per tool")
     parser.add_argument("--iters", type=int, default=50, help="outer iterations / passes")
     parser.add_argument("--topics", type=int, default=10, help="number of topics K")
+    parser.add_argument(
+        "--starts",
+        type=int,
+        default=5,
+        help="shared initial topics RandomState(s), s < STARTS, for the ELBO comparison "
+        "of elbolab and scikit-learn (0 skips it)",
+    )
     parser.add_argument("--json", metavar="OUT", help="also write the numbers to OUT")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.iters < 1 or args.topics < 1:
@@ -49,9 +56,9 @@ def parse_args(argv=None):
     return args
 
 
-def initial_topics(n_topics: int, n_words: int) -> np.ndarray:
-    """lambda0 (K, V): what scikit-learn and gensim draw first from RandomState(0)."""
-    return np.random.RandomState(0).gamma(100.0, 0.01, (n_topics, n_words))
+def initial_topics(n_topics: int, n_words: int, seed: int = 0) -> np.ndarray:
+    """lambda0 (K, V): what scikit-learn and gensim draw first from RandomState(seed)."""
+    return np.random.RandomState(seed).gamma(100.0, 0.01, (n_topics, n_words))
 
 
 # ------------------------------------------------------------------------ the three fits
@@ -64,7 +71,7 @@ def fit_elbolab(counts, init, iters):
     return model.components_, model
 
 
-def sklearn_model(n_topics, iters):
+def sklearn_model(n_topics, iters, seed=0):
     from sklearn.decomposition import LatentDirichletAllocation
 
     return LatentDirichletAllocation(
@@ -75,12 +82,12 @@ def sklearn_model(n_topics, iters):
         max_iter=iters,
         n_jobs=2,
         evaluate_every=-1,
-        random_state=0,
+        random_state=seed,
     )
 
 
-def fit_sklearn(x_float, n_topics, iters):
-    return sklearn_model(n_topics, iters).fit(x_float).components_
+def fit_sklearn(x_float, n_topics, iters, seed=0):
+    return sklearn_model(n_topics, iters, seed).fit(x_float).components_
 
 
 def gensim_model(x_float, id2word, n_topics, iters, train=True):
@@ -291,8 +298,32 @@ def main(argv=None):
         "the better of that and the previous gamma; numba threads as listed above."
     )
 
+    # One start is one draw from a landscape with many optima: compare over several.
+    starts = []
+    for seed in range(args.starts):
+        start = initial_topics(n_topics, ap.n_words, seed)
+        ours = elbo_per_token(counts, fit_elbolab(counts, start, iters)[0], n_tokens)
+        theirs = elbo_per_token(counts, fit_sklearn(x_float, n_topics, iters, seed), n_tokens)
+        starts.append({"seed": seed, "elbolab": ours, "scikit-learn": theirs})
+    if starts:
+        print()
+        print(f"ELBO/token from {len(starts)} shared starts RandomState(s) (same evaluator):")
+        print(f"{'s':>3}{'elbolab':>12}{'scikit-learn':>14}{'difference':>12}")
+        for row in starts:
+            diff = row["elbolab"] - row["scikit-learn"]
+            print(
+                f"{row['seed']:>3}{row['elbolab']:>12.5f}{row['scikit-learn']:>14.5f}{diff:>+12.5f}"
+            )
+        diffs = [row["elbolab"] - row["scikit-learn"] for row in starts]
+        wins = sum(d > 0 for d in diffs)
+        print(
+            "median difference elbolab - scikit-learn: "
+            f"{statistics.median(diffs):+.5f} nats/token; elbolab higher in {wins} of {len(diffs)}"
+        )
+
     if args.json:
         result = {
+            "starts": starts,
             "corpus": {"docs": ap.n_docs, "words": ap.n_words, "tokens": n_tokens},
             "setting": {"topics": n_topics, "alpha": ALPHA, "eta": ETA, "iters": iters},
             "repeats": args.repeats,
