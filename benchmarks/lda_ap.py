@@ -294,8 +294,9 @@ def main(argv=None):
         "damped batch update, not plain CAVI; single process, float64 here."
     )
     print(
-        "- elbolab restarts each document's E-step from gamma = alpha + N_d/K and keeps "
-        "the better of that and the previous gamma; numba threads as listed above."
+        "- elbolab restarts each document's E-step from gamma = alpha + N_d/K (an iteration "
+        "that would lower the ELBO is redone keeping each document's better gamma); numba "
+        "threads as listed above."
     )
 
     # One start is one draw from a landscape with many optima: compare over several.

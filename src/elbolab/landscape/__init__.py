@@ -1,0 +1,58 @@
+"""Generic landscape tools for any function we maximize (an ELBO): flat parameter vectors,
+label-switching alignment, paths between maxima (linear, NEB, AutoNEB, Bezier) and 2-D
+planes through the landscape.
+
+The path and plane tools take any ``f((P, n) tensor) -> (P,) tensor`` that acts row by
+row and is differentiable by autograd; structured parameters become vectors with
+:class:`Flattener`.
+"""
+
+from .align import align, apply_permutation, distance_matrix, invert_permutation, permute_params
+from .bezier import bernstein, bezier, bezier_points
+from .flat import Flattener
+from .paths import (
+    PathResult,
+    autoneb,
+    barrier,
+    dense_points,
+    dense_values,
+    linear_path,
+    neb,
+    path_length,
+)
+from .plane import (
+    Plane,
+    farthest_from_line,
+    plane_grid,
+    plane_through,
+    project,
+    random_gaussian_directions,
+    random_sign_directions,
+)
+
+__all__ = [
+    "Flattener",
+    "PathResult",
+    "Plane",
+    "align",
+    "apply_permutation",
+    "autoneb",
+    "barrier",
+    "bernstein",
+    "bezier",
+    "bezier_points",
+    "dense_points",
+    "dense_values",
+    "distance_matrix",
+    "farthest_from_line",
+    "invert_permutation",
+    "linear_path",
+    "neb",
+    "path_length",
+    "permute_params",
+    "plane_grid",
+    "plane_through",
+    "project",
+    "random_gaussian_directions",
+    "random_sign_directions",
+]
