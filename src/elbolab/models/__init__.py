@@ -1,5 +1,7 @@
-"""Models: LDA (CAVI) now; pPCA, linear and deep VAEs as their studies land."""
+"""Models: LDA (CAVI), VAEs with normal and VampPrior priors, their trainer."""
 
 from .lda import LDA
+from .trainer import train
+from .vae import VAE
 
-__all__ = ["LDA"]
+__all__ = ["LDA", "VAE", "train"]

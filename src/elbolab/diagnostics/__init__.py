@@ -1,0 +1,16 @@
+"""Diagnostics: ELBO surgery, posterior collapse, importance-sampled log-likelihood."""
+
+from .collapse import active_units, collapse_curve, collapsed_fraction, kl_per_dimension
+from .likelihood import log_likelihood
+from .surgery import log_aggregate_posterior, surgery, surgery_model
+
+__all__ = [
+    "active_units",
+    "collapse_curve",
+    "collapsed_fraction",
+    "kl_per_dimension",
+    "log_aggregate_posterior",
+    "log_likelihood",
+    "surgery",
+    "surgery_model",
+]

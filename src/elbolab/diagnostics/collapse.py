@@ -1,0 +1,155 @@
+"""Posterior collapse: per-dimension KL, active units, (epsilon, delta)-collapse.
+
+* Per-dimension KL of a diagonal Gaussian posterior to the standard-normal prior::
+
+      KL(q(z_i | x) || N(0, 1)) = 0.5 (mu_i^2 + sigma_i^2 - 1) - log sigma_i.
+
+* Active units (Burda, Grosse & Salakhutdinov 2016, Sec. 5.2): dimension i is active
+  when A_i = Cov_x(E_{q(z|x)}[z_i]) = Var_x(mu_i(x)) > 0.01.
+* (epsilon, delta)-collapse (Lucas, Tucker, Grosse & Norouzi 2019, "Don't blame the
+  ELBO!", Def. 1): dimension i is collapsed when
+  P_x[KL(q(z_i | x) || p(z_i)) < epsilon] >= 1 - delta, P_x the data distribution
+  (here the empirical one over the N given points).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+
+__all__ = ["kl_per_dimension", "active_units", "collapse_curve", "collapsed_fraction"]
+
+
+def _matrix(a, name: str) -> torch.Tensor:
+    if isinstance(a, np.ndarray):
+        a = torch.from_numpy(a)
+    if not isinstance(a, torch.Tensor):
+        raise ConfigError(f"{name} must be a tensor or numpy array, got {type(a).__name__}")
+    if a.ndim != 2 or a.shape[0] == 0 or a.shape[1] == 0:
+        raise ConfigError(f"{name} must have shape (N, d) with N, d >= 1, got {tuple(a.shape)}")
+    a = a.detach().to(torch.float64)
+    if torch.isnan(a).any():
+        raise ConfigError(f"{name} has NaN entries")
+    return a
+
+
+def _probability(value, name: str) -> float:
+    if not (isinstance(value, (int, float)) and 0 <= value <= 1):
+        raise ConfigError(f"{name} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def kl_per_dimension(mu, std) -> torch.Tensor:
+    """KL(q(z_i | x_n) || N(0, 1)) for every datum n and dimension i.
+
+    Parameters
+    ----------
+    mu, std : (N, d) tensors or arrays
+        Posterior means mu and standard deviations sigma (> 0).
+
+    Returns
+    -------
+    (N, d) float64 tensor, ``0.5 (mu^2 + sigma^2 - 1) - log sigma`` (>= 0); its row sums
+    are the per-datum KL terms of the ELBO.
+    """
+    mu = _matrix(mu, "mu")
+    std = _matrix(std, "std")
+    if std.shape != mu.shape:
+        raise ConfigError(
+            f"std must have the shape of mu {tuple(mu.shape)}, got {tuple(std.shape)}"
+        )
+    if not (std > 0).all():
+        raise ConfigError("std must be > 0 everywhere")
+    return 0.5 * (mu * mu + std * std - 1.0) - std.log()
+
+
+def active_units(mu, threshold: float = 0.01) -> dict:
+    """Active units of Burda et al. (2016): Var_x(E_q[z_i | x]) > threshold.
+
+    Parameters
+    ----------
+    mu : (N, d) tensor or array
+        Posterior means E_q[z | x_n] over a data set (N >= 2).
+    threshold : float
+        0.01 in Burda et al.
+
+    Returns
+    -------
+    dict with ``"count"`` (int, number of active dimensions), ``"active"`` ((d,) bool
+    tensor), ``"variances"`` ((d,) float64 tensor A_i, the variance over data points with
+    the 1/N normalizer), ``"threshold"``.
+    """
+    mu = _matrix(mu, "mu")
+    if mu.shape[0] < 2:
+        raise ConfigError("active_units needs at least 2 data points")
+    if not (isinstance(threshold, (int, float)) and threshold >= 0):
+        raise ConfigError(f"threshold must be a number >= 0, got {threshold!r}")
+    var = mu.var(0, unbiased=False)
+    active = var > threshold
+    return {
+        "count": int(active.sum()),
+        "active": active,
+        "variances": var,
+        "threshold": float(threshold),
+    }
+
+
+def collapse_curve(kl_per_dim, epsilons, delta: float = 0.01) -> dict:
+    """Fraction of (epsilon, delta)-collapsed dimensions (Lucas et al. 2019) per epsilon.
+
+    Parameters
+    ----------
+    kl_per_dim : (N, d) tensor or array
+        KL(q(z_i | x_n) || p(z_i)), e.g. from :func:`kl_per_dimension`.
+    epsilons : sequence of float or 1-D tensor/array
+        KL thresholds epsilon (nats).
+    delta : float
+        Allowed fraction of data points above the threshold.
+
+    Returns
+    -------
+    dict with ``"epsilons"`` ((E,) float64), ``"fraction"`` ((E,) float64, fraction of
+    the d dimensions with P_x[KL_i < epsilon] >= 1 - delta; non-decreasing in epsilon),
+    ``"prob_below"`` ((E, d), P_x[KL_i < epsilon] per dimension), ``"delta"``.
+    """
+    kl = _matrix(kl_per_dim, "kl_per_dim")
+    delta = _probability(delta, "delta")
+    eps = torch.as_tensor(np.asarray(epsilons, dtype=np.float64)).reshape(-1)
+    if eps.numel() == 0 or torch.isnan(eps).any():
+        raise ConfigError("epsilons must be a non-empty sequence of numbers")
+    # P_x[KL_i < eps] for all eps at once by sorting each dimension's KLs.
+    n = kl.shape[0]
+    sorted_kl = torch.sort(kl.T.contiguous(), dim=1).values  # (d, N)
+    # Number of n with KL_ni < eps (strict, as in the definition), for every (eps, i).
+    counts = torch.searchsorted(
+        sorted_kl, eps.expand(kl.shape[1], -1).contiguous(), right=False
+    ).T  # (E, d)
+    prob_below = counts.to(torch.float64) / n
+    # Compare counts, not floats: collapsed iff count >= (1 - delta) N.
+    need = math.ceil((1.0 - delta) * n - 1e-9)
+    collapsed = counts >= need
+    return {
+        "epsilons": eps,
+        "fraction": collapsed.to(torch.float64).mean(1),
+        "prob_below": prob_below,
+        "delta": delta,
+    }
+
+
+def collapsed_fraction(kl_per_dim, epsilon: float = 0.01, delta: float = 0.01) -> float:
+    """Fraction of dimensions in (epsilon, delta)-collapse (Lucas et al. 2019).
+
+    Parameters
+    ----------
+    kl_per_dim : (N, d) tensor or array
+    epsilon, delta : float
+
+    Returns
+    -------
+    float in [0, 1].
+    """
+    return float(collapse_curve(kl_per_dim, [epsilon], delta)["fraction"][0])

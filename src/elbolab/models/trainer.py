@@ -1,0 +1,280 @@
+"""Minibatch training of VAE-like models: Adam, early stopping, exact resume.
+
+One loop for every objective: the caller passes ``loss_fn(model, x, generator)``
+returning the loss SUMMED over the minibatch (the ``*_loss`` convention of
+:mod:`elbolab.objectives`, e.g. ``elbo_loss``, ``functools.partial(iwae_loss, k=50,
+dreg=True)``). The optimizer steps on the per-datum mean (so ``lr`` does not depend on
+the batch size) and the history reports nats per data point.
+
+Reproducibility. Every random number comes from the one ``generator``: the shuffling
+of the training set each epoch (``randperm``; binarized MNIST files are sorted by
+class, so unshuffled minibatches would be single-digit), and the Monte Carlo noise of
+the loss. Validation uses its own generator, re-seeded identically every epoch (the
+seed is drawn once from ``generator`` at the start), so that validation losses of
+different epochs are compared on the same noise (common random numbers) and early
+stopping does not react to Monte Carlo noise.
+
+Checkpoints. With ``checkpoint=DIR`` the state after every epoch (model, optimizer,
+generator state, history, best state so far) is written atomically to
+``DIR/trainer.pt``; a later call with the same DIR continues from it, and the resumed
+run produces bit-identical losses and parameters to an uninterrupted run (same
+machine, same thread count). With a callable, it is called with that state dict.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from ..progress import progress as progress_bar
+from .vae import make_generator
+
+__all__ = ["train", "CHECKPOINT_NAME"]
+
+CHECKPOINT_NAME = "trainer.pt"
+_FORMAT = 1
+
+
+def _data(a, name: str) -> torch.Tensor:
+    if isinstance(a, np.ndarray):
+        a = torch.from_numpy(a)
+    if not isinstance(a, torch.Tensor):
+        raise ConfigError(f"{name} must be a tensor or numpy array, got {type(a).__name__}")
+    if a.ndim != 2 or a.shape[0] == 0:
+        raise ConfigError(f"{name} must be a non-empty (N, D) array, got shape {tuple(a.shape)}")
+    return a
+
+
+def _int(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _save_atomic(state: dict, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _clone_state(model: torch.nn.Module) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _evaluate(model, loss_fn, data: torch.Tensor, batch_size: int, seed: int) -> float:
+    gen = torch.Generator().manual_seed(seed)
+    total = 0.0
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for i0 in range(0, data.shape[0], batch_size):
+            total += float(loss_fn(model, data[i0 : i0 + batch_size], gen))
+    model.train(was_training)
+    return total / data.shape[0]
+
+
+def train(
+    model: torch.nn.Module,
+    loss_fn: Callable,
+    train_data,
+    valid_data=None,
+    generator: torch.Generator | int = 0,
+    epochs: int = 100,
+    batch_size: int = 100,
+    lr: float = 1e-3,
+    patience: int | None = None,
+    checkpoint: str | os.PathLike | Callable[[dict], None] | None = None,
+    progress: bool = True,
+    resume: bool = True,
+) -> dict:
+    """Train ``model`` with Adam on minibatches, with validation-based early stopping.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    loss_fn : callable ``(model, x, generator) -> scalar tensor``
+        Loss summed over the minibatch x (B, D), e.g. ``elbolab.objectives.elbo_loss``.
+    train_data : (N, D) tensor or array
+        Shuffled every epoch with ``generator``.
+    valid_data : (M, D) tensor or array, optional
+        Monitored for early stopping and best-state selection; without it the training
+        loss is monitored.
+    generator : torch.Generator or int
+        The only source of randomness (shuffling, loss noise, the validation seed).
+    epochs : int
+        Maximum number of epochs.
+    batch_size : int
+        Minibatch size (the last minibatch of an epoch may be smaller).
+    lr : float
+        Adam learning rate.
+    patience : int, optional
+        Stop after this many epochs without a new best monitored loss (``None``: never).
+    checkpoint : path-like or callable, optional
+        A directory (created if needed) where ``trainer.pt`` is written atomically after
+        every epoch and resumed from; or a callable called with the state dict.
+    progress : bool
+        Show a bar over minibatches with rate, ETA and the running loss.
+    resume : bool
+        Continue from ``checkpoint/trainer.pt`` when it exists (else start afresh and
+        overwrite it).
+
+    Returns
+    -------
+    dict with
+        ``"train_loss"``, ``"valid_loss"`` : per-epoch losses in nats per data point
+        (``valid_loss`` is empty without valid data); ``"best_epoch"`` (0-based) and
+        ``"best_loss"``: the epoch whose parameters the model holds on return;
+        ``"epochs_run"``; ``"stopped_early"`` : bool; ``"seconds"`` : total training time
+        (including time before a resume); ``"epoch_seconds"``; ``"resumed_from"`` :
+        number of epochs loaded from a checkpoint (0 for a fresh run).
+
+    Raises
+    ------
+    ConfigError
+        Bad settings, or a non-finite loss (the learning rate is the usual culprit).
+    """
+    train_data = _data(train_data, "train_data")
+    if valid_data is not None:
+        valid_data = _data(valid_data, "valid_data")
+    gen = make_generator(generator)
+    if gen is None:
+        raise ConfigError("generator must be a torch.Generator or an int seed, got None")
+    epochs = _int(epochs, "epochs", 0)
+    batch_size = _int(batch_size, "batch_size", 1)
+    if patience is not None:
+        patience = _int(patience, "patience", 1)
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ConfigError(f"lr must be a positive number, got {lr!r}")
+    ckpt_path = None
+    if checkpoint is not None and not callable(checkpoint):
+        folder = Path(checkpoint)
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"checkpoint must be a directory, got the file {folder}")
+        folder.mkdir(parents=True, exist_ok=True)
+        ckpt_path = folder / CHECKPOINT_NAME
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    n = train_data.shape[0]
+    n_batches = math.ceil(n / batch_size)
+
+    if ckpt_path is not None and resume and ckpt_path.exists():
+        st = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        if st.get("format") != _FORMAT:
+            raise ConfigError(f"{ckpt_path}: not a checkpoint written by elbolab's trainer")
+        model.load_state_dict(st["model"])
+        optimizer.load_state_dict(st["optimizer"])
+        gen.set_state(st["generator"])
+        hist = st["history"]
+        best_state = st["best_state"]
+        valid_seed = st["valid_seed"]
+        bad = st["bad_epochs"]
+        resumed_from = len(hist["train_loss"])
+    else:
+        hist = {
+            "train_loss": [],
+            "valid_loss": [],
+            "best_epoch": -1,
+            "best_loss": math.inf,
+            "stopped_early": False,
+            "seconds": 0.0,
+            "epoch_seconds": [],
+        }
+        best_state = None
+        valid_seed = int(torch.randint(0, 2**62, (1,), generator=gen))
+        bad = 0
+        resumed_from = 0
+
+    start = len(hist["train_loss"])
+    bar = progress_bar(
+        total=epochs * n_batches,
+        desc="train",
+        unit="batch",
+        disable=None if progress else True,
+        initial=min(start, epochs) * n_batches,
+    )
+    with bar:
+        for epoch in range(start, epochs):
+            if hist["stopped_early"]:
+                break
+            t0 = time.perf_counter()
+            model.train()
+            perm = torch.randperm(n, generator=gen)
+            total = 0.0
+            for b in range(n_batches):
+                xb = train_data[perm[b * batch_size : (b + 1) * batch_size]]
+                loss = loss_fn(model, xb, gen)
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise ConfigError(
+                        f"loss is {value} at epoch {epoch}, minibatch {b}; lower lr "
+                        f"(now {lr}) or check the data"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                (loss / xb.shape[0]).backward()
+                optimizer.step()
+                total += value
+                bar.update(1)
+                bar.set_postfix(
+                    epoch=epoch, loss=f"{total / min(n, (b + 1) * batch_size):.3f}", refresh=False
+                )
+            train_loss = total / n
+            hist["train_loss"].append(train_loss)
+            if valid_data is not None:
+                monitored = _evaluate(model, loss_fn, valid_data, batch_size, valid_seed)
+                hist["valid_loss"].append(monitored)
+            else:
+                monitored = train_loss
+            if monitored < hist["best_loss"]:
+                hist["best_loss"] = monitored
+                hist["best_epoch"] = epoch
+                best_state = _clone_state(model)
+                bad = 0
+            else:
+                bad += 1
+            if patience is not None and bad >= patience:
+                hist["stopped_early"] = True
+            dt = time.perf_counter() - t0
+            hist["epoch_seconds"].append(dt)
+            hist["seconds"] += dt
+            bar.set_postfix(
+                epoch=epoch,
+                loss=f"{train_loss:.3f}",
+                valid=f"{monitored:.3f}" if valid_data is not None else "-",
+            )
+            if checkpoint is not None:
+                state = {
+                    "format": _FORMAT,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "generator": gen.get_state(),
+                    "history": hist,
+                    "best_state": best_state,
+                    "valid_seed": valid_seed,
+                    "bad_epochs": bad,
+                }
+                if ckpt_path is not None:
+                    _save_atomic(state, ckpt_path)
+                else:
+                    checkpoint(copy.deepcopy(state))
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    out = copy.deepcopy(hist)
+    out["epochs_run"] = len(hist["train_loss"])
+    out["resumed_from"] = resumed_from
+    return out

@@ -1,0 +1,172 @@
+"""ELBO surgery: identity, bounds, limits, closed forms and the blocked log q(z)."""
+
+import math
+
+import pytest
+import torch
+from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
+
+from elbolab.diagnostics import log_aggregate_posterior, surgery, surgery_model
+from elbolab.errors import ConfigError
+from elbolab.models.vae import VAE
+from elbolab.objectives import elbo
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _posteriors(n=400, d=3, seed=100, spread=1.0, lo=0.2, hi=1.0):
+    g = torch.Generator().manual_seed(seed)
+    mu = spread * torch.randn(n, d, generator=g, dtype=torch.float64)
+    std = lo + (hi - lo) * torch.rand(n, d, generator=g, dtype=torch.float64)
+    return mu, std
+
+
+def test_identity_and_bounds():
+    mu, std = _posteriors()
+    r = surgery(mu, std, generator=0, n_samples=3, progress=False)
+    # exact on the same samples
+    assert r["average_kl_mc"] == pytest.approx(r["mutual_info"] + r["marginal_kl"], abs=1e-10)
+    # analytic average KL against its MC estimate: within MC error
+    assert r["kl_analytic"] and r["se_average_kl"] == 0.0
+    assert abs(r["average_kl"] - r["average_kl_mc"]) < 4 * r["se_average_kl_mc"]
+    assert 0.0 <= r["mutual_info"] <= r["log_n"] == math.log(400)
+    assert r["marginal_kl"] >= 0.0
+    expect = 0.5 * (mu**2 + std**2 - 1).sum(1) - std.log().sum(1)
+    assert r["average_kl"] == pytest.approx(float(expect.mean()), rel=1e-12)
+    for key in ("se_mutual_info", "se_marginal_kl", "se_average_kl_mc"):
+        assert 0 < r[key] < 1
+    assert r["kl_per_datum"].shape == (400,) and r["mutual_info_per_datum"].shape == (400,)
+
+
+def test_mi_zero_for_identical_posteriors():
+    n, d = 300, 4
+    mu = torch.full((n, d), 0.7, dtype=torch.float64)
+    std = torch.full((n, d), 0.3, dtype=torch.float64)
+    r = surgery(mu, std, generator=1, progress=False)
+    assert abs(r["mutual_info"]) < 1e-9
+    # q(z) = N(0.7, 0.3^2): marginal KL is that Gaussian's KL to the prior
+    kl = d * (0.5 * (0.7**2 + 0.3**2 - 1) - math.log(0.3))
+    assert r["average_kl"] == pytest.approx(kl, rel=1e-12)
+    assert abs(r["marginal_kl"] - kl) < 4 * r["se_marginal_kl"]
+
+
+def test_mi_reaches_log_n_for_separated_narrow_posteriors():
+    mu, _ = _posteriors(n=200, d=2, seed=3, spread=100.0)
+    std = torch.full_like(mu, 1e-3)
+    r = surgery(mu, std, generator=0, progress=False)
+    assert r["mutual_info"] <= r["log_n"]
+    assert r["mutual_info"] == pytest.approx(r["log_n"], abs=1e-9)
+
+
+def test_marginal_kl_zero_when_aggregate_is_the_prior():
+    mu = torch.zeros(100, 3, dtype=torch.float64)
+    std = torch.ones(100, 3, dtype=torch.float64)
+    r = surgery(mu, std, generator=0, n_samples=2, progress=False)
+    for key in ("average_kl", "mutual_info", "marginal_kl", "average_kl_mc"):
+        assert abs(r[key]) < 1e-9, key
+
+
+def test_mi_upper_bound_holds_exactly_in_floating_point():
+    # many near-duplicate and far-apart posteriors, few samples: the bound is by construction
+    for seed in range(5):
+        mu, std = _posteriors(n=50, d=2, seed=seed, spread=10.0 ** (seed - 2), lo=1e-3, hi=2.0)
+        r = surgery(mu, std, generator=1000 + seed, progress=False)
+        assert r["mutual_info"] <= r["log_n"]
+        assert r["mutual_info"] > -4 * r["se_mutual_info"]
+
+
+def test_two_point_mi_and_marginal_kl_against_quadrature():
+    # N = 2 one-dimensional posteriors: I(n; z) and KL(q(z) || p(z)) by quadrature.
+    mu = torch.tensor([[-0.6], [0.9]], dtype=torch.float64)
+    std = torch.tensor([[0.7], [0.4]], dtype=torch.float64)
+    z = torch.linspace(-12, 12, 48001, dtype=torch.float64)
+    dz = float(z[1] - z[0])
+    lq = Normal(mu, std).log_prob(z)  # (2, G)
+    lqbar = torch.logsumexp(lq, 0) - math.log(2)
+    mi = float(0.5 * (lq.exp() * (lq - lqbar)).sum() * dz)
+    mkl = float((lqbar.exp() * (lqbar - Normal(0.0, 1.0).log_prob(z))).sum() * dz)
+    r = surgery(mu, std, generator=0, n_samples=20000, progress=False)
+    assert abs(r["mutual_info"] - mi) < 4 * r["se_mutual_info"]
+    assert abs(r["marginal_kl"] - mkl) < 4 * r["se_marginal_kl"]
+    assert 0 < mi < math.log(2)
+
+
+def test_blocked_log_aggregate_posterior_matches_brute_force():
+    mu, std = _posteriors(n=120, d=3, seed=4)
+    g = torch.Generator().manual_seed(2)
+    z = 1.5 * torch.randn(70, 3, generator=g, dtype=torch.float64)
+    own = torch.randint(120, (70,), generator=g)
+    brute = torch.logsumexp(Normal(mu[None], std[None]).log_prob(z[:, None]).sum(-1), 1)
+    brute = brute - math.log(120)
+    for method in ("gemm", "direct", "auto"):
+        for bs, cs in ((7, 13), (1024, 16384), (70, 120)):
+            lq, gap = log_aggregate_posterior(z, mu, std, own, bs, cs, method=method)
+            torch.testing.assert_close(lq, brute, rtol=0, atol=1e-10)
+            assert (gap >= 0).all()
+
+
+def test_extreme_scales_fall_back_to_exact_paths():
+    mu, std = _posteriors(n=60, d=2, seed=5)
+    std[0] = 1e-9  # a needle: huge density at its mean, expanded quadratic form unusable
+    z = torch.cat([mu[:1], mu[1:4] + 0.1])
+    own = torch.tensor([7, 1, 2, 3])  # the first point is far more probable under q(z|x_0)
+    brute = torch.logsumexp(Normal(mu[None], std[None]).log_prob(z[:, None]).sum(-1), 1)
+    lq, gap = log_aggregate_posterior(z, mu, std, own)
+    torch.testing.assert_close(lq, brute - math.log(60), rtol=1e-12, atol=1e-9)
+    assert (gap >= 0).all()
+
+
+def test_non_gaussian_prior_is_monte_carlo_and_normal_prior_matches_none():
+    mu, std = _posteriors(n=150, d=2, seed=6)
+    mix = MixtureSameFamily(
+        Categorical(logits=torch.zeros(3, dtype=torch.float64)),
+        Independent(
+            Normal(torch.randn(3, 2, dtype=torch.float64), torch.ones(3, 2, dtype=torch.float64)), 1
+        ),
+    )
+    r = surgery(mu, std, prior=mix, generator=0, progress=False)
+    assert not r["kl_analytic"]
+    assert r["average_kl"] == r["average_kl_mc"]
+    assert r["average_kl"] == pytest.approx(r["mutual_info"] + r["marginal_kl"], abs=1e-10)
+    normal = Independent(
+        Normal(torch.zeros(2, dtype=torch.float64), torch.ones(2, dtype=torch.float64)), 1
+    )
+    a = surgery(mu, std, prior=normal, generator=3, progress=False)
+    b = surgery(mu, std, prior=None, generator=3, progress=False)
+    for key in ("average_kl", "mutual_info", "marginal_kl", "se_average_kl_mc"):
+        assert a[key] == pytest.approx(b[key], rel=1e-12, abs=1e-12), key
+
+
+@pytest.mark.parametrize("prior", ["normal", "vamp"])
+def test_surgery_model(prior):
+    m = VAE(8, 2, hidden=(6,), prior=prior, n_pseudo=4, generator=1, dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(60, 8, generator=g) < 0.4).double()
+    r = surgery_model(m, x, generator=0, n_samples=2, encode_batch_size=25, progress=False)
+    assert r["average_elbo"] == pytest.approx(r["average_reconstruction"] - r["average_kl"])
+    assert 0 <= r["mutual_info"] <= r["log_n"]
+    assert r["mu"].shape == (60, 2)
+    with torch.no_grad():
+        e = elbo(m, x, generator=5, n_samples=200)
+    se = (r["se_average_reconstruction"] ** 2 + r["se_average_kl"] ** 2) ** 0.5
+    assert abs(r["average_elbo"] - float(e["elbo"]) / 60) < 4 * se + 0.05
+
+
+def test_bad_input():
+    mu, std = _posteriors(n=10, d=2)
+    with pytest.raises(ConfigError):
+        surgery(mu, std[:, :1], generator=0)
+    with pytest.raises(ConfigError):
+        surgery(mu, -std, generator=0)
+    with pytest.raises(ConfigError):
+        surgery(mu, std, generator=0, n_samples=0)
+    with pytest.raises(ConfigError):
+        surgery(mu, std, prior=object(), generator=0)
+    with pytest.raises(ConfigError):
+        log_aggregate_posterior(mu, mu, std, method="fast")
