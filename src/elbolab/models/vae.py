@@ -51,7 +51,13 @@ __all__ = [
     "make_generator",
 ]
 
-_ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "softplus": nn.Softplus}
+_ACTIVATIONS = {
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "elu": nn.ELU,
+    "softplus": nn.Softplus,
+    "identity": nn.Identity,  # deep *linear* networks (Lucas et al. 2019, section 6)
+}
 
 
 def make_generator(generator: torch.Generator | int | None) -> torch.Generator | None:
@@ -216,8 +222,12 @@ class VAE(nn.Module):
         d, the dimension of z.
     hidden : sequence of int
         Hidden layer widths of the encoder (D -> hidden[0] -> ... -> 2d); the decoder uses
-        them in reverse (d -> hidden[-1] -> ... -> D). ``()`` gives linear maps (the
-        linear-Gaussian VAE, whose log p(x) is :meth:`exact_log_marginal`).
+        them in reverse (d -> hidden[-1] -> ... -> D) unless ``decoder_hidden`` is given.
+        ``()`` gives linear maps (the linear-Gaussian VAE, whose log p(x) is
+        :meth:`exact_log_marginal`).
+    decoder_hidden : sequence of int, optional
+        Hidden widths of the decoder when they differ from the encoder's; ``()`` gives a
+        linear decoder p(x | z) = N(W z + b, sigma^2 I) behind any encoder.
     likelihood : {"bernoulli", "gaussian"}
         p(x | z): ``Independent(Bernoulli(logits=f(z)), 1)`` or
         ``Independent(Normal(f(z), sqrt(sigma2)), 1)``.
@@ -265,6 +275,8 @@ class VAE(nn.Module):
         latent_dim: int,
         hidden: Sequence[int] = (512, 256),
         likelihood: str = "bernoulli",
+        *,
+        decoder_hidden: Sequence[int] | None = None,
         sigma2: float = 1.0,
         learn_sigma2: bool = False,
         prior: str = "normal",
@@ -281,7 +293,8 @@ class VAE(nn.Module):
         self.data_dim = _positive_int(data_dim, "data_dim")
         self.latent_dim = _positive_int(latent_dim, "latent_dim")
         hidden = tuple(hidden)
-        for h in hidden:
+        decoder_hidden = hidden[::-1] if decoder_hidden is None else tuple(decoder_hidden)
+        for h in hidden + decoder_hidden:
             _positive_int(h, "hidden")
         if likelihood not in ("bernoulli", "gaussian"):
             raise ConfigError(f"likelihood must be 'bernoulli' or 'gaussian', got {likelihood!r}")
@@ -304,6 +317,7 @@ class VAE(nn.Module):
             raise ConfigError("generator must be a torch.Generator or an int seed, got None")
 
         self.hidden = hidden
+        self.decoder_hidden = decoder_hidden
         self.likelihood = likelihood
         self.prior_kind = prior
         self.activation = activation
@@ -311,7 +325,7 @@ class VAE(nn.Module):
         self.logvar_max = float(logvar_max)
 
         self.encoder = _mlp((data_dim, *hidden, 2 * latent_dim), activation, gen, dtype)
-        self.decoder = _mlp((latent_dim, *hidden[::-1], data_dim), activation, gen, dtype)
+        self.decoder = _mlp((latent_dim, *decoder_hidden, data_dim), activation, gen, dtype)
 
         log_s2 = torch.tensor(math.log(sigma2), dtype=dtype)
         if learn_sigma2:
@@ -403,7 +417,7 @@ class VAE(nn.Module):
             self.pseudo_inputs.copy_(x[idx].to(self.pseudo_inputs))
 
     def exact_log_marginal(self, x: torch.Tensor) -> torch.Tensor:
-        """Exact log p(x) of the linear-Gaussian VAE (``hidden=()``, Gaussian, normal prior).
+        """Exact log p(x) of a linear-decoder Gaussian VAE (any encoder, normal prior).
 
         With a linear decoder f(z) = W z + b, p(x) = N(x; b, W W^T + sigma^2 I) (the
         probabilistic-PCA marginal, Tipping & Bishop 1999). Computed in float64.
@@ -416,9 +430,14 @@ class VAE(nn.Module):
         -------
         (N,) float64 tensor of log p(x_n) in nats.
         """
-        if self.hidden != () or self.likelihood != "gaussian" or self.prior_kind != "normal":
+        if (
+            self.decoder_hidden != ()
+            or self.likelihood != "gaussian"
+            or self.prior_kind != "normal"
+        ):
             raise ConfigError(
-                "exact_log_marginal needs hidden=(), likelihood='gaussian' and prior='normal'"
+                "exact_log_marginal needs a linear decoder (decoder_hidden=()), "
+                "likelihood='gaussian' and prior='normal'"
             )
         lin = self.decoder[0]
         w = lin.weight.detach().double()

@@ -1,0 +1,416 @@
+"""The linear VAE of Lucas, Tucker, Grosse & Norouzi (2019), with its closed-form ELBO.
+
+Model and variational family ("Don't Blame the ELBO! A Linear VAE Perspective on
+Posterior Collapse", NeurIPS 2019, section 4)::
+
+    p(z) = N(0, I_q),   p(x | z) = N(W z + mu, sigma^2 I_D)
+    q(z | x) = N(V (x - mu), D),   D = diag(d_1..d_q), shared by every x
+
+Marginally x ~ N(mu, W W^T + sigma^2 I): the generative model is probabilistic PCA
+(:mod:`elbolab.models.ppca`). With e = x - mu, m = V e and w_j the columns of W, the
+ELBO of one datum is, exactly (no sampling),
+
+    reconstruction = E_q[log p(x | z)]
+                   = -D/2 log(2 pi sigma^2) - (|e - W m|^2 + sum_j d_j |w_j|^2) / (2 sigma^2)
+    kl             = KL(q(z | x) || p(z)) = 1/2 sum_j (d_j + m_j^2 - 1 - log d_j)
+    elbo           = reconstruction - kl  <=  log p(x)
+
+The optimal encoder for given (W, mu, sigma^2). The ELBO is a quadratic in V that does
+not involve D, maximised by V = M^{-1} W^T, M = W^T W + sigma^2 I (the exact posterior
+mean map). In d_j it is -d_j |w_j|^2 / (2 sigma^2) - (d_j - log d_j) / 2, maximised by
+
+    d_j = sigma^2 / (|w_j|^2 + sigma^2) = sigma^2 / M_jj,   i.e.  D = sigma^2 diag(M)^{-1},
+
+not sigma^2 diag(M^{-1}) (the diagonal of the true posterior covariance): a diagonal
+Gaussian that minimises KL(q || p) matches the diagonal of the posterior *precision*,
+M / sigma^2. At this encoder the remaining gap is
+
+    log p(x) - ELBO = KL(q || p(z | x)) = 1/2 (sum_j log M_jj - log det M)  >= 0
+
+per datum (Hadamard's inequality), zero exactly when M is diagonal, i.e. when W has
+orthogonal columns, as the pPCA maximum likelihood W = U_q (L_q - sigma^2 I)^{1/2}
+(R = I) has. Hence the global maximum of the ELBO equals the maximum log-likelihood of
+pPCA (Lucas et al. 2019, section 4.1); ``tests/models/test_linear_vae.py`` checks
+both the equality at the optimum and the gap formula away from it.
+
+Everything is summed over the data and in nats with every constant, as ``elbo*`` is
+throughout elbolab; parameters are float64 by default because this module exists to
+compare bounds with exact values.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.distributions import Independent, Normal
+
+from ..errors import ConfigError, DataError
+from . import ppca as _ppca
+
+__all__ = ["LinearVAE", "fit_linear_vae"]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _positive_float(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def _as_generator(generator) -> torch.Generator:
+    if isinstance(generator, torch.Generator):
+        return generator
+    if isinstance(generator, numbers.Integral) and not isinstance(generator, bool):
+        return torch.Generator().manual_seed(int(generator))
+    raise ConfigError(f"generator must be a torch.Generator or an integer seed, "
+                      f"got {generator!r}")
+
+
+class LinearVAE(nn.Module):
+    """Linear VAE: decoder N(W z + mu, sigma^2 I), prior N(0, I), encoder N(V (x - mu), D).
+
+    Parameters
+    ----------
+    data_dim : int
+        D, the data dimension.
+    latent_dim : int
+        q, the latent dimension.
+    sigma2 : float
+        Initial (or fixed) observation noise variance sigma^2.
+    learn_sigma2 : bool
+        Learn log sigma^2 (a parameter) or keep it fixed (a buffer).
+    generator : torch.Generator or int, optional
+        Randomness for the initial W and V (entries N(0, 1/D)); default seed 0. mu starts
+        at 0 and the encoder variances d_j at 1.
+    dtype : torch.dtype
+        Parameter dtype, float64 by default.
+
+    Attributes
+    ----------
+    W : (D, q) parameter, decoder weights.
+    mu : (D,) parameter, decoder offset (also centres the encoder input).
+    V : (q, D) parameter, encoder weights.
+    log_D : (q,) parameter, log d_j, the log-variances of the shared diagonal encoder
+        covariance D.
+    log_sigma2 : 0-dim parameter (or buffer if not learned), log sigma^2.
+
+    References
+    ----------
+    Lucas, J., Tucker, G., Grosse, R. & Norouzi, M. (2019). Don't Blame the ELBO! A Linear
+    VAE Perspective on Posterior Collapse. NeurIPS 32.
+    """
+
+    def __init__(self, data_dim: int, latent_dim: int, sigma2: float = 1.0,
+                 learn_sigma2: bool = True, *, generator=None,
+                 dtype: torch.dtype = torch.float64):
+        super().__init__()
+        self.data_dim = d = _positive_int(data_dim, "data_dim")
+        self.latent_dim = q = _positive_int(latent_dim, "latent_dim")
+        sigma2 = _positive_float(sigma2, "sigma2")
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise ConfigError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+        g = _as_generator(0 if generator is None else generator)
+        scale = 1.0 / math.sqrt(d)
+        self.W = nn.Parameter(scale * torch.randn(d, q, generator=g, dtype=dtype))
+        self.mu = nn.Parameter(torch.zeros(d, dtype=dtype))
+        self.V = nn.Parameter(scale * torch.randn(q, d, generator=g, dtype=dtype))
+        self.log_D = nn.Parameter(torch.zeros(q, dtype=dtype))
+        log_s2 = torch.tensor(math.log(sigma2), dtype=dtype)
+        if learn_sigma2:
+            self.log_sigma2 = nn.Parameter(log_s2)
+        else:
+            self.register_buffer("log_sigma2", log_s2)
+        self.learn_sigma2 = bool(learn_sigma2)
+
+    # -- the three distributions --------------------------------------------------------
+    @property
+    def sigma2(self) -> torch.Tensor:
+        """sigma^2, 0-dim tensor."""
+        return torch.exp(self.log_sigma2)
+
+    def _check_x(self, x) -> torch.Tensor:
+        x = torch.as_tensor(x, dtype=self.W.dtype, device=self.W.device)
+        if x.ndim != 2 or x.shape[1] != self.data_dim:
+            raise DataError(f"x must have shape (N, {self.data_dim}), got {tuple(x.shape)}")
+        return x
+
+    def prior(self) -> Independent:
+        """p(z) = N(0, I_q), event shape (q,)."""
+        zeros = torch.zeros(self.latent_dim, dtype=self.W.dtype, device=self.W.device)
+        return Independent(Normal(zeros, torch.ones_like(zeros)), 1)
+
+    def encoder(self, x) -> Independent:
+        """q(z | x) = N(V (x - mu), D) for each row of x (N, D): batch (N,), event (q,)."""
+        x = self._check_x(x)
+        loc = (x - self.mu) @ self.V.T
+        scale = torch.exp(0.5 * self.log_D).expand_as(loc)
+        return Independent(Normal(loc, scale), 1)
+
+    def decoder(self, z) -> Independent:
+        """p(x | z) = N(W z + mu, sigma^2 I) for z (..., q): event shape (D,)."""
+        loc = z @ self.W.T + self.mu
+        return Independent(Normal(loc, torch.exp(0.5 * self.log_sigma2).expand_as(loc)), 1)
+
+    # -- bounds and exact values --------------------------------------------------------
+    def _kl_per_datum(self, m: torch.Tensor) -> torch.Tensor:
+        """KL(N(m, D) || N(0, I)) for each row of m (N, q), (N,)."""
+        d = torch.exp(self.log_D)
+        return 0.5 * ((d - 1.0 - self.log_D).sum() + (m * m).sum(-1))
+
+    def elbo_analytic(self, x) -> dict[str, torch.Tensor]:
+        """The closed-form ELBO summed over the rows of x (N, D), in nats.
+
+        Returns
+        -------
+        dict of 0-dim tensors (differentiable)
+            ``"elbo"`` = ``"reconstruction"`` - ``"kl"``; ``"reconstruction"`` is
+            sum_n E_q[log p(x_n | z)] including -D/2 log(2 pi sigma^2) per datum, ``"kl"``
+            is sum_n KL(q(z | x_n) || p(z)). Formulas in the module docstring.
+        """
+        x = self._check_x(x)
+        n = x.shape[0]
+        e = x - self.mu
+        m = e @ self.V.T
+        resid = e - m @ self.W.T
+        d = torch.exp(self.log_D)
+        trace = (d * (self.W * self.W).sum(0)).sum()  # tr(W D W^T) = sum_j d_j |w_j|^2
+        rec = -0.5 * (n * self.data_dim * (_LOG_2PI + self.log_sigma2)
+                      + ((resid * resid).sum() + n * trace) / self.sigma2)
+        kl = self._kl_per_datum(m).sum()
+        return {"elbo": rec - kl, "reconstruction": rec, "kl": kl}
+
+    def elbo_stochastic(self, x, generator: torch.Generator, n_samples: int = 1,
+                        analytic_kl: bool = False) -> dict[str, torch.Tensor]:
+        """Reparameterised Monte Carlo estimate of the ELBO summed over the rows of x.
+
+        z_s = V (x - mu) + D^{1/2} eps_s, eps_s ~ N(0, I) from ``generator``, and each
+        term is averaged over the ``n_samples`` draws:
+        reconstruction = mean_s log p(x | z_s), kl = mean_s (log q(z_s | x) - log p(z_s))
+        (or the closed-form KL with ``analytic_kl=True``). Unbiased for
+        :meth:`elbo_analytic` (value and gradient).
+
+        Parameters
+        ----------
+        x : (N, D) tensor
+        generator : torch.Generator or int seed
+        n_samples : int, S draws per datum
+        analytic_kl : bool
+
+        Returns
+        -------
+        dict of 0-dim tensors with keys ``"elbo"``, ``"reconstruction"``, ``"kl"``.
+        """
+        x = self._check_x(x)
+        g = _as_generator(generator)
+        s = _positive_int(n_samples, "n_samples")
+        q_z = self.encoder(x)
+        eps = torch.randn((s, *q_z.mean.shape), generator=g, dtype=x.dtype,
+                          device=x.device)
+        z = q_z.mean + q_z.base_dist.scale * eps  # (S, N, q)
+        rec = self.decoder(z).log_prob(x).mean(0).sum()
+        if analytic_kl:
+            kl = self._kl_per_datum(q_z.mean).sum()
+        else:
+            kl = (q_z.log_prob(z) - self.prior().log_prob(z)).mean(0).sum()
+        return {"elbo": rec - kl, "reconstruction": rec, "kl": kl}
+
+    def log_prob(self, x) -> torch.Tensor:
+        """Exact log p(x_n) = log N(x_n; mu, W W^T + sigma^2 I), (N,), differentiable."""
+        x = self._check_x(x)
+        return _ppca.marginal_log_prob(x, self.mu, self.W, self.sigma2)
+
+    def log_likelihood(self, x) -> torch.Tensor:
+        """Exact sum_n log p(x_n) in nats, 0-dim tensor (the quantity the ELBO bounds)."""
+        return self.log_prob(x).sum()
+
+    # -- optimal encoder and pPCA initialisation ---------------------------------------
+    @torch.no_grad()
+    def set_optimal_encoder(self) -> LinearVAE:
+        """Set V = M^{-1} W^T and D = sigma^2 diag(M)^{-1} (the ELBO-optimal diagonal
+        encoder for the current W, sigma^2; see the module docstring). Returns self."""
+        W, s2 = self.W, self.sigma2
+        eye = torch.eye(self.latent_dim, dtype=W.dtype, device=W.device)
+        M = W.T @ W + s2 * eye
+        self.V.copy_(torch.linalg.solve(M, W.T))
+        self.log_D.copy_(torch.log(s2) - torch.log(torch.diagonal(M)))
+        return self
+
+    @torch.no_grad()
+    def init_from_ppca(self, ppca) -> LinearVAE:
+        """Copy mu, W and sigma^2 from a fitted :class:`~elbolab.models.ppca.PPCA` (or
+        anything with ``mean_`` (D,), ``components_`` (D, q), ``sigma2_``) and set the
+        optimal encoder. At a pPCA maximum (orthogonal columns) the ELBO then equals the
+        exact log-likelihood. Returns self."""
+        try:
+            mean, W, s2 = ppca.mean_, ppca.components_, ppca.sigma2_
+        except AttributeError:
+            raise ConfigError("init_from_ppca needs a fitted PPCA (mean_, components_, "
+                              "sigma2_)") from None
+        W = torch.as_tensor(np.asarray(W), dtype=self.W.dtype, device=self.W.device)
+        if tuple(W.shape) != (self.data_dim, self.latent_dim):
+            raise ConfigError(f"the pPCA has W of shape {tuple(W.shape)}, the model needs "
+                              f"({self.data_dim}, {self.latent_dim})")
+        self.W.copy_(W)
+        self.mu.copy_(torch.as_tensor(np.asarray(mean), dtype=self.W.dtype))
+        self.log_sigma2.fill_(math.log(_positive_float(float(s2), "sigma2_")))
+        return self.set_optimal_encoder()
+
+
+def fit_linear_vae(
+    x,
+    latent_dim: int,
+    steps: int,
+    lr: float,
+    generator,
+    analytic: bool = True,
+    callback: Callable | None = None,
+    *,
+    batch_size: int | None = None,
+    n_samples: int = 1,
+    eval_every: int | None = None,
+    sigma2: float | None = None,
+    learn_sigma2: bool = True,
+    dtype: torch.dtype = torch.float64,
+    lr_schedule: str = "cosine",
+) -> tuple[LinearVAE, dict[str, np.ndarray]]:
+    """Train a :class:`LinearVAE` with Adam on the ELBO per datum.
+
+    Initialisation: sigma^2 = ``sigma2`` or, by default, the mean per-feature variance
+    s^2 = tr(S)/D (the ML sigma^2 at W = 0); W with entries N(0, s^2/q) and V with entries
+    N(0, 1/(D s^2)) from ``generator``, so that W W^T ~ s^2 I and V (x - mu) ~ N(0, I) at
+    the start (weights of scale 1/sqrt(D) on data of another scale start near the
+    collapsed saddle W = 0 and stall there); d_j = 1; mu = the data mean (the
+    ELBO-optimal mu for every W, V, D and sigma^2, and pPCA's ML mean).
+
+    The learning rate follows a cosine decay to 0 over ``steps`` by default: with a
+    constant rate Adam hovers 1e-3..1e-2 nats per datum below the optimum on small pPCA
+    data, with the decay it ends within 1e-10 (our runs, D = 6, q = 2, 2000 steps).
+
+    Parameters
+    ----------
+    x : (N, D) tensor or array
+        Training data.
+    latent_dim : int
+        q.
+    steps : int
+        Adam steps.
+    lr : float
+        Adam learning rate.
+    generator : torch.Generator or int seed
+        All randomness: initial weights, minibatch order, reparameterisation noise and
+        the stochastic ELBO tracked in the curves.
+    analytic : bool
+        Maximise :meth:`LinearVAE.elbo_analytic` (True) or the reparameterised estimate
+        :meth:`LinearVAE.elbo_stochastic` with ``n_samples`` draws (False).
+    callback : callable, optional
+        ``callback(step, model, record)`` at every evaluation, with ``record`` the dict of
+        the values just appended to the curves; returning True stops training.
+    batch_size : int, optional
+        Minibatch size; full batch by default. Each epoch is a fresh permutation from
+        ``generator`` cut into N // batch_size batches (a last partial one is dropped).
+    n_samples : int
+        Draws per datum for the stochastic objective and the tracked stochastic ELBO.
+    eval_every : int, optional
+        Evaluate both ELBOs on all of x every k steps (default: steps // 100, at least
+        1), plus at step 0 and after the last step.
+    sigma2 : float, optional
+        Initial sigma^2 (fixed if ``learn_sigma2`` is False).
+    learn_sigma2 : bool
+    dtype : torch.dtype
+        float64 by default.
+    lr_schedule : {"cosine", "constant"}
+        Cosine annealing of the learning rate from ``lr`` to 0 over ``steps``, or none.
+
+    Returns
+    -------
+    model : LinearVAE
+    curves : dict of ndarrays
+        ``"step"`` (K,), ``"elbo_analytic_per_datum"`` (K,) and
+        ``"elbo_stochastic_per_datum"`` (K,), nats per datum on all of x.
+    """
+    if isinstance(x, torch.Tensor):
+        x = x.detach().to(dtype)
+    else:
+        try:
+            x = torch.as_tensor(np.asarray(x, dtype=np.float64), dtype=dtype)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"x must be a numeric (N, D) array: {exc}") from None
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise DataError(f"x must be a non-empty 2-D (N, D) array, got shape {tuple(x.shape)}")
+    if not bool(torch.isfinite(x).all()):
+        raise DataError("x contains NaN or infinite values")
+    n, d = x.shape
+    q = _positive_int(latent_dim, "latent_dim")
+    steps = _positive_int(steps, "steps")
+    lr = _positive_float(lr, "lr")
+    s = _positive_int(n_samples, "n_samples")
+    g = _as_generator(generator)
+    bs = n if batch_size is None else min(_positive_int(batch_size, "batch_size"), n)
+    k = max(1, steps // 100) if eval_every is None else _positive_int(eval_every, "eval_every")
+    if lr_schedule not in ("constant", "cosine"):
+        raise ConfigError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
+    s2_data = float(x.var(dim=0, unbiased=False).mean())
+    if not s2_data > 0:
+        raise DataError("x has zero variance in every feature")
+    sigma2 = s2_data if sigma2 is None else _positive_float(sigma2, "sigma2")
+    model = LinearVAE(d, q, sigma2, learn_sigma2, generator=g, dtype=dtype).to(x.device)
+    with torch.no_grad():
+        # Scale the random weights to the data: W W^T ~ s^2 I and V (x - mu) ~ N(0, I).
+        model.mu.copy_(x.mean(0))
+        model.W.mul_(math.sqrt(s2_data * d / q))
+        model.V.mul_(1.0 / math.sqrt(s2_data))
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+             if lr_schedule == "cosine" else None)
+    curves: dict[str, list] = {"step": [], "elbo_analytic_per_datum": [],
+                               "elbo_stochastic_per_datum": []}
+
+    def evaluate(step: int) -> bool:
+        with torch.no_grad():
+            record = {
+                "step": step,
+                "elbo_analytic_per_datum": float(model.elbo_analytic(x)["elbo"]) / n,
+                "elbo_stochastic_per_datum":
+                    float(model.elbo_stochastic(x, g, s)["elbo"]) / n,
+            }
+        for key, value in record.items():
+            curves[key].append(value)
+        return bool(callback(step, model, record)) if callback is not None else False
+
+    stop = evaluate(0)
+    perm, pos = None, n
+    step = 0
+    while step < steps and not stop:
+        if bs == n:
+            batch = x
+        else:
+            if pos + bs > n:
+                perm, pos = torch.randperm(n, generator=g).to(x.device), 0
+            batch = x[perm[pos:pos + bs]]
+            pos += bs
+        if analytic:
+            elbo = model.elbo_analytic(batch)["elbo"]
+        else:
+            elbo = model.elbo_stochastic(batch, g, s)["elbo"]
+        opt.zero_grad(set_to_none=True)
+        (-elbo / batch.shape[0]).backward()
+        opt.step()
+        if sched is not None:
+            sched.step()
+        step += 1
+        if step % k == 0 or step == steps:
+            stop = evaluate(step)
+    return model, {key: np.asarray(v) for key, v in curves.items()}

@@ -1,0 +1,652 @@
+"""Study ``linear``: the linear VAE against probabilistic PCA, and collapse against noise.
+
+Lucas, Tucker, Grosse & Norouzi, "Don't Blame the ELBO! A Linear VAE Perspective on
+Posterior Collapse" (NeurIPS 2019) show that a linear VAE with a diagonal encoder
+covariance reaches the exact maximum likelihood of pPCA, and that in deep Gaussian VAEs
+the observation noise sigma^2 governs posterior collapse. Four parts:
+
+1. MNIST (first ``n_data`` training images, pixels in [0, 1]), q = ``latent``: the pPCA
+   exact log-likelihood against the ELBO of linear VAEs trained on the analytic and on
+   the stochastic (reparameterized) ELBO; Gram matrices of the decoders.
+2. Exact log-likelihood and linear-VAE ELBO against latent size, sigma^2 learned and
+   sigma^2 fixed at ``fixed_sigma2``.
+3. Linear decoder behind three encoders (linear, deep linear, MLP) on dequantized
+   logit-space MNIST, against the exact pPCA log-likelihood.
+4. Deep Gaussian VAEs for several initial sigma^2, learned and fixed: final ELBO,
+   (epsilon, delta)-collapse curve and active units.
+
+All values are nats per datum on the data named in each figure. pPCA's covariance is
+normalised by N (the maximum likelihood of exactly the data the ELBO averages over);
+N-1 would put the "exact" value below an ELBO (a public reproduction reported an ELBO
+0.32 nats above its exact log-likelihood for this reason).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..data import load_mnist
+from ..diagnostics import active_units, collapse_curve, collapsed_fraction, kl_per_dimension
+from ..errors import ConfigError
+from ..models import PPCA, VAE, fit_linear_vae, train
+from ..objectives import elbo, elbo_loss
+from ..progress import progress
+
+NAME = "linear"
+DESCRIPTION = "linear VAE vs probabilistic PCA on MNIST; posterior collapse against sigma^2"
+
+EPSILONS = np.logspace(-4, 1, 26)  # the collapse curve's thresholds (nats)
+LOGIT_LAMBDA = 1e-6  # logit(lambda + (1 - 2 lambda) x), as MAF / RealNVP on MNIST
+
+
+@dataclass(frozen=True)
+class Config:
+    """Settings of the ``linear`` study (see the module docstring for the parts).
+
+    n_data : MNIST training images used in parts 1-3 (the first ones).
+    latent, steps, lr : latent size, Adam steps and learning rate of part 1.
+    latent_sizes, sweep_steps, fixed_sigma2 : part 2.
+    encoder_latent, encoder_steps, encoder_hidden : part 3 (full-batch Adam steps).
+    deep_n_train, deep_n_eval, deep_latent, deep_hidden, deep_epochs : part 4.
+    sigma2_inits : initial (or fixed) observation variances of part 4.
+    """
+
+    n_data: int = 1000
+    latent: int = 200
+    steps: int = 3000
+    lr: float = 3e-3
+    latent_sizes: tuple[int, ...] = (10, 50, 100, 200, 400)
+    sweep_steps: int = 1500
+    fixed_sigma2: float = 0.05
+    encoder_latent: int = 64
+    encoder_steps: int = 1500
+    encoder_hidden: tuple[int, ...] = (512, 256)
+    deep_n_train: int = 10000
+    deep_n_eval: int = 2000
+    deep_latent: int = 32
+    deep_hidden: tuple[int, ...] = (512, 256)
+    deep_epochs: int = 10
+    sigma2_inits: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 30.0)
+    batch_size: int = 100
+    eval_samples: int = 100
+    seed: int = 0
+
+    def validate(self) -> None:
+        positive = (
+            "n_data",
+            "latent",
+            "steps",
+            "sweep_steps",
+            "encoder_latent",
+            "encoder_steps",
+            "deep_n_train",
+            "deep_n_eval",
+            "deep_latent",
+            "deep_epochs",
+            "batch_size",
+            "eval_samples",
+        )
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0 or not self.fixed_sigma2 > 0:
+            raise ConfigError("lr and fixed_sigma2 must be positive")
+        if min(self.sigma2_inits, default=0) <= 0:
+            raise ConfigError(f"sigma2_inits must be positive, got {self.sigma2_inits}")
+        if self.n_data < 2 or max((self.latent, *self.latent_sizes, self.encoder_latent)) >= 784:
+            raise ConfigError("latent sizes must be below 784 and n_data >= 2")
+        if self.deep_n_train + self.deep_n_eval > 60000:
+            raise ConfigError("deep_n_train + deep_n_eval must be at most 60000")
+
+
+PRESETS = {
+    "smoke": Config(
+        n_data=100,
+        latent=10,
+        steps=20,
+        latent_sizes=(5, 10),
+        sweep_steps=10,
+        encoder_latent=5,
+        encoder_steps=10,
+        encoder_hidden=(32,),
+        deep_n_train=200,
+        deep_n_eval=100,
+        deep_latent=4,
+        deep_hidden=(32,),
+        deep_epochs=1,
+        sigma2_inits=(0.01, 1.0),
+        eval_samples=5,
+    ),
+    "default": Config(),
+    # Lucas et al. train longer and on more data; these settings take hours on 2 cores.
+    "paper": Config(
+        steps=20000,
+        sweep_steps=10000,
+        encoder_steps=10000,
+        deep_n_train=50000,
+        deep_n_eval=10000,
+        deep_latent=64,
+        deep_epochs=100,
+        sigma2_inits=(1e-4, 1e-3, 1e-2, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0),
+    ),
+}
+
+
+def prepare(cfg: Config, data_root=None) -> dict:
+    """Load MNIST; pixels scaled to [0, 1] (float64) and the raw uint8 for dequantizing."""
+    images, _ = load_mnist(data_root, split="train")
+    raw = images.reshape(len(images), -1)
+    return {"raw": raw, "pixels": raw.astype(np.float64) / 255.0}
+
+
+def logit_space(raw: np.ndarray, seed: int) -> np.ndarray:
+    """Dequantized logit-space MNIST: logit(l + (1 - 2l) (x + u) / 256), u ~ U(0, 1).
+
+    Values are in the logit space itself (no Jacobian back to pixel space).
+    """
+    u = np.random.default_rng([seed, 3]).random(raw.shape)
+    x = (raw.astype(np.float64) + u) / 256.0
+    p = LOGIT_LAMBDA + (1 - 2 * LOGIT_LAMBDA) * x
+    return np.log(p) - np.log1p(-p)
+
+
+# ------------------------------------------------------------------------- part 1 and 2
+def _linear_fit(x, q, steps, lr, seed, analytic, sigma2=None, desc=""):
+    bar = progress(total=steps, desc=desc, unit="step")
+    last = [0]
+
+    def tick(step, model, record):
+        bar.update(step - last[0])
+        last[0] = step
+        bar.set_postfix(elbo=f"{record['elbo_analytic_per_datum']:.2f}")
+
+    try:
+        return fit_linear_vae(
+            x,
+            q,
+            steps,
+            lr,
+            torch.Generator().manual_seed(seed),
+            analytic=analytic,
+            callback=tick,
+            sigma2=sigma2,
+            learn_sigma2=sigma2 is None,
+            lr_schedule="cosine",
+        )
+    finally:
+        bar.close()
+
+
+def part1(cfg: Config, x: np.ndarray) -> dict:
+    ppca = PPCA(cfg.latent).fit(x)
+    result = {"ppca_log_likelihood": ppca.score(x), "ppca_sigma2": ppca.sigma2_}
+    gram = {"gram_ppca": ppca.components_.T @ ppca.components_}
+    xt = torch.as_tensor(x)
+    for name, analytic in (("analytic", True), ("stochastic", False)):
+        model, curves = _linear_fit(
+            x, cfg.latent, cfg.steps, cfg.lr, cfg.seed, analytic, desc=f"linear VAE ({name})"
+        )
+        with torch.no_grad():
+            value = float(model.elbo_analytic(xt)["elbo"]) / len(x)
+            gen = torch.Generator().manual_seed(cfg.seed + 1)
+            mc = float(model.elbo_stochastic(xt, gen, cfg.eval_samples)["elbo"]) / len(x)
+        result[f"trained_{name}"] = {
+            "elbo_analytic": value,
+            "elbo_stochastic_estimate": mc,
+            "sigma2": float(model.sigma2.detach()),
+            "curve_step": curves["step"],
+            "curve_elbo_analytic": curves["elbo_analytic_per_datum"],
+            "curve_elbo_stochastic": curves["elbo_stochastic_per_datum"],
+        }
+        W = model.W.detach().numpy()
+        gram[f"gram_vae_{name}"] = W.T @ W
+        gram[f"gram_cross_{name}"] = ppca.components_.T @ W
+    return {"result": result, "gram": gram}
+
+
+def part2(cfg: Config, x: np.ndarray) -> dict:
+    rows = []
+    for q in cfg.latent_sizes:
+        for mode, sigma2 in (("learned", None), ("fixed", cfg.fixed_sigma2)):
+            ppca = PPCA(q, sigma2=sigma2).fit(x)
+            model, _ = _linear_fit(
+                x,
+                q,
+                cfg.sweep_steps,
+                cfg.lr,
+                cfg.seed,
+                True,
+                sigma2,
+                desc=f"linear VAE q={q} sigma2 {mode}",
+            )
+            with torch.no_grad():
+                value = float(model.elbo_analytic(torch.as_tensor(x))["elbo"]) / len(x)
+            W = model.W.detach().numpy()
+            rows.append(
+                {
+                    "latent": q,
+                    "sigma2": mode,
+                    "ppca_log_likelihood": ppca.score(x),
+                    "elbo_analytic": value,
+                    # Columns of W that carry no signal: the collapsed latent dimensions.
+                    "ppca_zero_columns": int(
+                        (np.linalg.norm(ppca.components_, axis=0) < 1e-8).sum()
+                    ),
+                    "vae_small_columns": int((np.linalg.norm(W, axis=0) < 1e-2).sum()),
+                }
+            )
+    return {"rows": rows}
+
+
+# ------------------------------------------------------------------------------ part 3
+def part3(cfg: Config, y: np.ndarray) -> dict:
+    """Linear decoder, three encoders, on logit-space data y (N, 784)."""
+    q = cfg.encoder_latent
+    ppca = PPCA(q).fit(y)
+    yt = torch.as_tensor(y)
+    out = {"ppca_log_likelihood": ppca.score(y), "encoders": {}}
+    encoders = {
+        "linear": ((), "identity"),
+        "deep linear": (cfg.encoder_hidden, "identity"),
+        "MLP (tanh)": (cfg.encoder_hidden, "tanh"),
+    }
+    for i, (name, (hidden, activation)) in enumerate(encoders.items()):
+        model = VAE(
+            784,
+            q,
+            hidden=hidden,
+            decoder_hidden=(),
+            likelihood="gaussian",
+            sigma2=float(y.var(0).mean()),
+            learn_sigma2=True,
+            activation=activation,
+            generator=cfg.seed + 10 + i,
+            dtype=torch.float64,
+        )
+        with torch.no_grad():  # start the decoder's bias at the data mean, as pPCA's mu
+            model.decoder[-1].bias.copy_(yt.mean(0))
+        history = train(
+            model,
+            elbo_loss,
+            yt,
+            None,
+            generator=cfg.seed + 20 + i,
+            epochs=cfg.encoder_steps,
+            batch_size=len(y),
+            lr=cfg.lr,
+            progress=False,
+        )
+        with torch.no_grad():
+            gen = torch.Generator().manual_seed(cfg.seed + 30 + i)
+            value = float(elbo(model, yt, gen, n_samples=cfg.eval_samples)["elbo"]) / len(y)
+            exact = float(model.exact_log_marginal(yt).mean())
+        out["encoders"][name] = {
+            "elbo": value,
+            "exact_log_likelihood_of_decoder": exact,
+            "train_seconds": history["seconds"],
+        }
+    return out
+
+
+# ------------------------------------------------------------------------------ part 4
+def part4_one(cfg: Config, x_train, x_eval, sigma2: float, learned: bool, index: int) -> dict:
+    model = VAE(
+        784,
+        cfg.deep_latent,
+        hidden=cfg.deep_hidden,
+        likelihood="gaussian",
+        sigma2=sigma2,
+        learn_sigma2=learned,
+        generator=cfg.seed + 100 + index,
+    )
+    history = train(
+        model,
+        elbo_loss,
+        x_train,
+        x_eval,
+        generator=cfg.seed + 200 + index,
+        epochs=cfg.deep_epochs,
+        batch_size=cfg.batch_size,
+        lr=1e-3,
+        progress=True,
+    )
+    with torch.no_grad():
+        gen = torch.Generator().manual_seed(cfg.seed + 300 + index)
+        terms = elbo(model, x_eval, gen, n_samples=10)
+        q = model.encode(x_eval)
+        mu, std = q.loc.double(), q.scale.double()
+    kl = kl_per_dimension(mu, std)
+    units = active_units(mu)
+    return {
+        "sigma2_init": sigma2,
+        "sigma2_learned": learned,
+        "sigma2_final": float(model.sigma2),
+        "elbo": float(terms["elbo"]) / len(x_eval),
+        "reconstruction": float(terms["reconstruction"]) / len(x_eval),
+        "kl": float(terms["kl"]) / len(x_eval),
+        "active_units": int(units["count"]),
+        "collapsed_fraction": collapsed_fraction(kl, epsilon=0.01, delta=0.01),
+        "collapse_curve": np.asarray(collapse_curve(kl, EPSILONS, delta=0.01)["fraction"]),
+        "train_seconds": history["seconds"],
+        "epochs": history["epochs_run"],
+    }
+
+
+# --------------------------------------------------------------------------------- run
+def run(cfg: Config, inputs: dict, rundir):
+    pixels = inputs["pixels"]
+    x = pixels[: cfg.n_data]
+    timings = {}
+
+    def cached(key, compute):
+        value = rundir.load_checkpoint(key)
+        if value is None:
+            started = time.perf_counter()
+            value = compute()
+            value = {"value": value, "seconds": time.perf_counter() - started}
+            rundir.save_checkpoint(key, value)
+        timings[f"{key}_seconds"] = value["seconds"]
+        return value["value"]
+
+    p1 = cached("part1", lambda: part1(cfg, x))
+    p2 = cached("part2", lambda: part2(cfg, x))
+    p3 = cached("part3", lambda: part3(cfg, logit_space(inputs["raw"][: cfg.n_data], cfg.seed)))
+
+    order = np.random.default_rng([cfg.seed, 4]).permutation(len(pixels))
+    train_idx = order[: cfg.deep_n_train]
+    eval_idx = order[cfg.deep_n_train : cfg.deep_n_train + cfg.deep_n_eval]
+    x_train = torch.as_tensor(pixels[train_idx], dtype=torch.float32)
+    x_eval = torch.as_tensor(pixels[eval_idx], dtype=torch.float32)
+    settings = [(s, learned) for learned in (True, False) for s in cfg.sigma2_inits]
+    p4 = [
+        cached(
+            f"part4_{i}",
+            lambda s=s, learned=learned, i=i: part4_one(cfg, x_train, x_eval, s, learned, i),
+        )
+        for i, (s, learned) in enumerate(settings)
+    ]
+
+    r1 = p1["result"]
+    metrics = {
+        "data": {
+            "n_data": len(x),
+            "deep_n_train": cfg.deep_n_train,
+            "deep_n_eval": cfg.deep_n_eval,
+            "normalization": "nats per datum",
+        },
+        "ppca_log_likelihood": r1["ppca_log_likelihood"],
+        "ppca_sigma2": r1["ppca_sigma2"],
+        "elbo_analytic_final": r1["trained_analytic"]["elbo_analytic"],
+        "elbo_stochastic_final": r1["trained_stochastic"]["elbo_stochastic_estimate"],
+        "elbo_stochastic_trained_analytic_value": r1["trained_stochastic"]["elbo_analytic"],
+        "gap_analytic": r1["ppca_log_likelihood"] - r1["trained_analytic"]["elbo_analytic"],
+        "gap_stochastic": r1["ppca_log_likelihood"]
+        - r1["trained_stochastic"]["elbo_stochastic_estimate"],
+        "latent_sweep": p2["rows"],
+        "encoders": {"logit_space": True, **p3},
+        "collapse": [{k: v for k, v in r.items() if k != "collapse_curve"} for r in p4],
+        "timings": timings,
+    }
+    arrays = {
+        **p1["gram"],
+        "epsilons": EPSILONS,
+        "collapse_curves": np.stack([r["collapse_curve"] for r in p4]),
+    }
+    for name in ("analytic", "stochastic"):
+        r = r1[f"trained_{name}"]
+        arrays[f"curve_step_{name}"] = r["curve_step"]
+        arrays[f"curve_elbo_analytic_{name}"] = r["curve_elbo_analytic"]
+        arrays[f"curve_elbo_stochastic_{name}"] = r["curve_elbo_stochastic"]
+    return metrics, arrays
+
+
+# ------------------------------------------------------------------------------ report
+def render(rundir):
+    from ..report import Report, plots
+
+    record = rundir.read_json("config.json")
+    cfg = record["config"]
+    m = rundir.read_json("metrics.json")
+    a = rundir.load_arrays()
+    n = m["data"]["n_data"]
+    report = Report(
+        "Linear VAE against probabilistic PCA; posterior collapse against sigma^2",
+        f"MNIST: the first {n} training images for parts 1-3, "
+        f"{m['data']['deep_n_train']} / {m['data']['deep_n_eval']} for part 4; all values "
+        "in nats per datum",
+    )
+    report.paragraph(
+        "Lucas, Tucker, Grosse & Norouzi (2019): a linear VAE with a diagonal encoder "
+        "covariance reaches the exact maximum likelihood of probabilistic PCA, and in deep "
+        "Gaussian VAEs the observation noise sigma^2 governs posterior collapse. pPCA is fitted "
+        "in closed form with the covariance normalised by N, so its log-likelihood is the "
+        "maximum for exactly the data the ELBO averages over."
+    )
+
+    # Part 1
+    report.heading("1. Linear VAE against pPCA")
+    fig, ax = plots.new_figure()
+    for name, style in (("analytic", "-"), ("stochastic", "--")):
+        ax.plot(
+            a[f"curve_step_{name}"],
+            a[f"curve_elbo_analytic_{name}"],
+            style,
+            label=f"ELBO, trained on the {name} ELBO",
+        )
+    ax.axhline(m["ppca_log_likelihood"], color="k", lw=1, label="pPCA exact log-likelihood")
+    ax.set_xlabel("Adam step")
+    ax.set_ylabel(f"nats per datum (N = {n})")
+    lo = min(np.percentile(a["curve_elbo_analytic_analytic"], 20), m["ppca_log_likelihood"])
+    ax.set_ylim(lo - 0.05 * abs(lo), m["ppca_log_likelihood"] + 0.02 * abs(lo))
+    ax.legend()
+    report.figure(
+        rundir.save_figure(fig, "linear_vs_ppca"),
+        f"ELBO (closed form, nats per datum, N = {n}, q = {cfg['latent']}) of linear VAEs "
+        "trained on the analytic and on the stochastic ELBO, against the exact pPCA "
+        "maximum log-likelihood (black).",
+    )
+    report.table(
+        ["quantity", "nats per datum"],
+        [
+            ["pPCA exact log-likelihood (maximum)", f"{m['ppca_log_likelihood']:.3f}"],
+            ["linear VAE, analytic ELBO (trained on it)", f"{m['elbo_analytic_final']:.3f}"],
+            [
+                "linear VAE, stochastic ELBO estimate (trained on it)",
+                f"{m['elbo_stochastic_final']:.3f}",
+            ],
+            ["gap pPCA - analytic", f"{m['gap_analytic']:.4f}"],
+            ["gap pPCA - stochastic", f"{m['gap_stochastic']:.4f}"],
+        ],
+        caption=f"Part 1 on N = {n} images (nats per datum). A gap is the ELBO's distance "
+        "from the exact maximum; it can only be positive.",
+    )
+    fig, axes = plots.new_figure(width=12, height=4, ncols=3)
+    for ax, key, title in zip(
+        axes,
+        ("gram_ppca", "gram_vae_analytic", "gram_cross_analytic"),
+        ("W_pPCA^T W_pPCA", "W_VAE^T W_VAE", "W_pPCA^T W_VAE"),
+        strict=True,
+    ):
+        image = ax.imshow(a[key], cmap="RdBu_r", vmin=-abs(a[key]).max(), vmax=abs(a[key]).max())
+        ax.set_title(title)
+        ax.set_xlabel("latent dimension")
+        ax.set_ylabel("latent dimension")
+        fig.colorbar(image, ax=ax, shrink=0.8)
+    report.figure(
+        rundir.save_figure(fig, "gram"),
+        f"Gram matrices of the decoders (q = {cfg['latent']}, N = {n}): pPCA's W has "
+        "orthogonal columns (diagonal Gram); the VAE's matches it up to rotation and sign.",
+    )
+
+    # Part 2
+    report.heading("2. Against latent size, sigma^2 learned and fixed")
+    rows = m["latent_sweep"]
+    fig, ax = plots.new_figure()
+    for mode, color in (("learned", "C0"), ("fixed", "C1")):
+        sel = [r for r in rows if r["sigma2"] == mode]
+        qs = [r["latent"] for r in sel]
+        ax.plot(
+            qs,
+            [r["ppca_log_likelihood"] for r in sel],
+            "o-",
+            color=color,
+            label=f"pPCA exact, sigma^2 {mode}",
+        )
+        ax.plot(
+            qs,
+            [r["elbo_analytic"] for r in sel],
+            "x--",
+            color=color,
+            label=f"linear VAE ELBO, sigma^2 {mode}",
+        )
+    ax.set_xlabel("latent size q")
+    ax.set_ylabel(f"nats per datum (N = {n})")
+    ax.legend()
+    report.figure(
+        rundir.save_figure(fig, "latent_sweep"),
+        f"Exact pPCA log-likelihood and linear-VAE ELBO (nats per datum, N = {n}) against "
+        f"latent size; sigma^2 learned, or fixed at {cfg['fixed_sigma2']}.",
+    )
+    report.table(
+        [
+            "q",
+            "sigma^2",
+            "pPCA exact",
+            "VAE ELBO",
+            "gap",
+            "pPCA zero columns",
+            "VAE columns with |w| < 0.01",
+        ],
+        [
+            [
+                r["latent"],
+                r["sigma2"],
+                f"{r['ppca_log_likelihood']:.3f}",
+                f"{r['elbo_analytic']:.3f}",
+                f"{r['ppca_log_likelihood'] - r['elbo_analytic']:.4f}",
+                r["ppca_zero_columns"],
+                r["vae_small_columns"],
+            ]
+            for r in rows
+        ],
+        caption=f"Part 2 (nats per datum, N = {n}). With sigma^2 fixed, pPCA's columns for "
+        "eigenvalues below sigma^2 are zero: those latent dimensions collapse at the optimum.",
+    )
+
+    # Part 3
+    report.heading("3. Linear decoder, three encoders, logit-space MNIST")
+    enc = m["encoders"]
+    names = list(enc["encoders"])
+    fig, ax = plots.new_figure()
+    values = [enc["encoders"][k]["elbo"] for k in names]
+    ax.bar(names, values, color="C0", label="ELBO")
+    ax.axhline(enc["ppca_log_likelihood"], color="k", lw=1, label="pPCA exact maximum")
+    span = max(enc["ppca_log_likelihood"] - min(values), 1.0)
+    ax.set_ylim(min(values) - span, enc["ppca_log_likelihood"] + 0.3 * span)
+    ax.set_ylabel(f"nats per datum (N = {n}, logit space)")
+    ax.set_xlabel("encoder")
+    ax.legend()
+    report.figure(
+        rundir.save_figure(fig, "encoders"),
+        f"ELBO of a linear decoder behind three encoders on dequantized logit-space MNIST "
+        f"(N = {n}, q = {cfg['encoder_latent']}; nats per datum in logit space, no Jacobian "
+        "to pixel space), against the exact pPCA maximum log-likelihood.",
+    )
+    report.table(
+        ["encoder", "ELBO", "exact log p(x) of its decoder", "pPCA maximum"],
+        [
+            [
+                k,
+                f"{v['elbo']:.2f}",
+                f"{v['exact_log_likelihood_of_decoder']:.2f}",
+                f"{enc['ppca_log_likelihood']:.2f}",
+            ]
+            for k, v in enc["encoders"].items()
+        ],
+        caption="Part 3 (nats per datum, logit space).",
+    )
+
+    # Part 4
+    report.heading("4. Deep Gaussian VAE: collapse against sigma^2")
+    col = m["collapse"]
+    fig, axes = plots.new_figure(width=12, height=4, ncols=3)
+    for learned, marker in ((True, "o-"), (False, "s--")):
+        sel = [r for r in col if r["sigma2_learned"] == learned]
+        s2 = [r["sigma2_init"] for r in sel]
+        label = "sigma^2 learned" if learned else "sigma^2 fixed"
+        axes[0].plot(s2, [r["elbo"] for r in sel], marker, label=label)
+        axes[1].plot(s2, [r["active_units"] for r in sel], marker, label=label)
+        axes[2].plot(s2, [r["collapsed_fraction"] for r in sel], marker, label=label)
+    for ax, ylabel in zip(
+        axes,
+        (
+            f"ELBO (nats per datum, N = {m['data']['deep_n_eval']})",
+            "active units",
+            "collapsed fraction (eps = delta = 0.01)",
+        ),
+        strict=True,
+    ):
+        ax.set_xscale("log")
+        ax.set_xlabel("initial sigma^2")
+        ax.set_ylabel(ylabel)
+        ax.legend()
+    report.figure(
+        rundir.save_figure(fig, "collapse_summary"),
+        f"Deep Gaussian VAEs (latent {cfg['deep_latent']}, hidden {cfg['deep_hidden']}) on "
+        f"{m['data']['deep_n_train']} MNIST images: final ELBO on "
+        f"{m['data']['deep_n_eval']} held-out images (nats per datum), active units "
+        "(Cov_x E_q[z_i] > 0.01) and the (0.01, 0.01)-collapsed fraction, against the initial "
+        "(or fixed) observation variance.",
+    )
+    fig, axes = plots.new_figure(width=10, height=4, ncols=2)
+    for ax, learned in zip(axes, (True, False), strict=True):
+        for i, r in enumerate(col):
+            if r["sigma2_learned"] == learned:
+                ax.plot(a["epsilons"], a["collapse_curves"][i], label=f"{r['sigma2_init']:g}")
+        ax.set_xscale("log")
+        ax.set_xlabel("epsilon (nats)")
+        ax.set_ylabel("fraction of latent dimensions collapsed")
+        ax.set_title("sigma^2 learned" if learned else "sigma^2 fixed")
+        ax.legend(title="initial sigma^2", fontsize=7)
+    report.figure(
+        rundir.save_figure(fig, "collapse_curves"),
+        "(epsilon, delta)-collapse (Lucas et al. 2019), delta = 0.01: the fraction of latent "
+        "dimensions whose KL(q(z_i|x) || p(z_i)) is below epsilon for at least 99% of the "
+        f"{m['data']['deep_n_eval']} held-out images.",
+    )
+    report.table(
+        [
+            "sigma^2 init",
+            "learned",
+            "final sigma^2",
+            "ELBO",
+            "KL",
+            "active units",
+            "collapsed (0.01, 0.01)",
+        ],
+        [
+            [
+                f"{r['sigma2_init']:g}",
+                "yes" if r["sigma2_learned"] else "no",
+                f"{r['sigma2_final']:.4g}",
+                f"{r['elbo']:.1f}",
+                f"{r['kl']:.2f}",
+                r["active_units"],
+                f"{r['collapsed_fraction']:.2f}",
+            ]
+            for r in col
+        ],
+        caption="Part 4 (nats per datum on the held-out images).",
+    )
+    report.heading("Settings")
+    report.code(record.get("command") or "")
+    report.metrics(cfg, caption="Configuration")
+    report.metrics(
+        {"version": m["version"], "seed": m["seed"], **m["timings"]},
+        caption="Version, seed and timings (seconds)",
+    )
+    return report
