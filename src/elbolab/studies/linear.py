@@ -57,10 +57,10 @@ class Config:
 
     n_data: int = 1000
     latent: int = 200
-    steps: int = 3000
+    steps: int = 10000
     lr: float = 3e-3
-    latent_sizes: tuple[int, ...] = (10, 50, 100, 200, 400)
-    sweep_steps: int = 1500
+    latent_sizes: tuple[int, ...] = (10, 50, 100, 200)
+    sweep_steps: int = 3000
     fixed_sigma2: float = 0.05
     encoder_latent: int = 64
     encoder_steps: int = 1500
