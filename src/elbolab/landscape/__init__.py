@@ -10,6 +10,7 @@ row and is differentiable by autograd; structured parameters become vectors with
 from .align import align, apply_permutation, distance_matrix, invert_permutation, permute_params
 from .bezier import bernstein, bezier, bezier_points
 from .flat import Flattener
+from .lda_objective import LDAObjective
 from .paths import (
     PathResult,
     autoneb,
@@ -31,6 +32,7 @@ from .plane import (
 )
 
 __all__ = [
+    "LDAObjective",
     "Flattener",
     "PathResult",
     "Plane",
