@@ -57,10 +57,10 @@ class Config:
 
     n_data: int = 1000
     latent: int = 200
-    steps: int = 10000
+    steps: int = 5000
     lr: float = 3e-3
-    latent_sizes: tuple[int, ...] = (10, 50, 100, 200)
-    sweep_steps: int = 3000
+    latent_sizes: tuple[int, ...] = (10, 50, 200)
+    sweep_steps: int = 2000
     fixed_sigma2: float = 0.05
     encoder_latent: int = 64
     encoder_steps: int = 1500
@@ -69,7 +69,7 @@ class Config:
     deep_n_eval: int = 2000
     deep_latent: int = 32
     deep_hidden: tuple[int, ...] = (512, 256)
-    deep_epochs: int = 10
+    deep_epochs: int = 8
     sigma2_inits: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 30.0)
     batch_size: int = 100
     eval_samples: int = 100
@@ -124,8 +124,9 @@ PRESETS = {
     "default": Config(),
     # Lucas et al. train longer and on more data; these settings take hours on 2 cores.
     "paper": Config(
-        steps=20000,
-        sweep_steps=10000,
+        steps=50000,
+        latent_sizes=(10, 25, 50, 100, 200, 300),
+        sweep_steps=20000,
         encoder_steps=10000,
         deep_n_train=50000,
         deep_n_eval=10000,
