@@ -50,7 +50,7 @@ class Config:
     n_data : MNIST training images used in parts 1-3 (the first ones).
     latent, steps, lr : latent size, Adam steps and learning rate of part 1.
     latent_sizes, sweep_steps, fixed_sigma2 : part 2.
-    encoder_latent, encoder_steps, encoder_hidden : part 3 (full-batch Adam steps).
+    encoder_latent, encoder_steps, encoder_hidden, encoder_lr : part 3 (full-batch Adam).
     deep_n_train, deep_n_eval, deep_latent, deep_hidden, deep_epochs : part 4.
     sigma2_inits : initial (or fixed) observation variances of part 4.
     """
@@ -65,6 +65,7 @@ class Config:
     encoder_latent: int = 64
     encoder_steps: int = 1500
     encoder_hidden: tuple[int, ...] = (512, 256)
+    encoder_lr: float = 1e-3
     deep_n_train: int = 10000
     deep_n_eval: int = 2000
     deep_latent: int = 32
@@ -93,8 +94,8 @@ class Config:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0 or not self.fixed_sigma2 > 0:
-            raise ConfigError("lr and fixed_sigma2 must be positive")
+        if not (self.lr > 0 and self.encoder_lr > 0 and self.fixed_sigma2 > 0):
+            raise ConfigError("lr, encoder_lr and fixed_sigma2 must be positive")
         if min(self.sigma2_inits, default=0) <= 0:
             raise ConfigError(f"sigma2_inits must be positive, got {self.sigma2_inits}")
         if self.n_data < 2 or max((self.latent, *self.latent_sizes, self.encoder_latent)) >= 784:
