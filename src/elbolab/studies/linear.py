@@ -269,8 +269,12 @@ def part3(cfg: Config, y: np.ndarray) -> dict:
             generator=cfg.seed + 10 + i,
             dtype=torch.float64,
         )
-        with torch.no_grad():  # start the decoder's bias at the data mean, as pPCA's mu
+        with torch.no_grad():
+            # Start the decoder's bias at the data mean (pPCA's mu), and scale the first
+            # encoder layer by 1/std per pixel: logit-space pixels spread over +-14, and
+            # unscaled, at lr 3e-3, the deep linear encoder diverged (ELBO -72,000).
             model.decoder[-1].bias.copy_(yt.mean(0))
+            model.encoder[0].weight.div_(yt.std(0).clamp_min(1e-3))
         history = train(
             model,
             elbo_loss,
@@ -279,7 +283,7 @@ def part3(cfg: Config, y: np.ndarray) -> dict:
             generator=cfg.seed + 20 + i,
             epochs=cfg.encoder_steps,
             batch_size=len(y),
-            lr=cfg.lr,
+            lr=cfg.encoder_lr,
             progress=False,
         )
         with torch.no_grad():
