@@ -148,8 +148,17 @@ def render(rundir) -> Path:
         rundir = RunDir(rundir, resume=True)
     if not rundir.is_complete():
         raise ConfigError(f"{rundir.path} has no metrics.json: the run has not finished")
-    study = get(rundir.read_json("config.json")["study"])
-    report = study.render(rundir)
+    record = rundir.read_json("config.json")
+    metrics = rundir.read_json("metrics.json")
+    report = get(record["study"]).render(rundir)
+    # Every report ends with what produced it.
+    report.heading("Settings")
+    report.code(record.get("command") or "")
+    report.metrics(record["config"], caption="Configuration")
+    report.metrics(
+        {"version": metrics["version"], "seed": metrics["seed"], **metrics["timings"]},
+        caption="Version, seed and timings (seconds)",
+    )
     path = rundir.path / "report.html"
     report.write(path)
     return path

@@ -215,8 +215,6 @@ def render(rundir):
     """Figures and report from config.json, metrics.json and arrays.npz."""
     from ..report import Report, plots
 
-    record = rundir.read_json("config.json")
-    cfg = record["config"]
     metrics = rundir.read_json("metrics.json")
     arrays = rundir.load_arrays()
     data = metrics["data"]
@@ -312,11 +310,4 @@ def render(rundir):
             [[i, " ".join(w)] for i, w in enumerate(words)],
             caption=f"K = {k}: the most probable words of each topic (best restart).",
         )
-    report.heading("Settings")
-    report.code(record.get("command") or "")
-    report.metrics(cfg, caption="Configuration")
-    report.metrics(
-        {"version": metrics["version"], "seed": metrics["seed"], **metrics["timings"]},
-        caption="Version, seed and timings (seconds)",
-    )
     return report

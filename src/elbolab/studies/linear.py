@@ -648,11 +648,4 @@ def render(rundir):
         ],
         caption="Part 4 (nats per datum on the held-out images).",
     )
-    report.heading("Settings")
-    report.code(record.get("command") or "")
-    report.metrics(cfg, caption="Configuration")
-    report.metrics(
-        {"version": m["version"], "seed": m["seed"], **m["timings"]},
-        caption="Version, seed and timings (seconds)",
-    )
     return report
