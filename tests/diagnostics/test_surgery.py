@@ -11,13 +11,7 @@ from elbolab.errors import ConfigError
 from elbolab.models.vae import VAE
 from elbolab.objectives import elbo
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _posteriors(n=400, d=3, seed=100, spread=1.0, lo=0.2, hi=1.0):

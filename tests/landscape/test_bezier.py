@@ -18,12 +18,7 @@ from elbolab.landscape import (
 D = torch.float64
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def ridge(X):  # two maxima near (-1, 1) and (1, 1); see test_paths.py

@@ -21,13 +21,7 @@ from elbolab.models.lda import LDA, _topics, elbo
 K, ALPHA, ETA = 4, 0.2, 0.1
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # Tiny tensors: one thread is faster and leaves the shared cores to others.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -149,7 +149,8 @@ def test_stochastic_elbo_is_unbiased(small, analytic_kl):
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
     with torch.no_grad():
         assert float(m.elbo_stochastic(small, g1, 3)["elbo"]) == float(
-            m.elbo_stochastic(small, g2, 3)["elbo"])
+            m.elbo_stochastic(small, g2, 3)["elbo"]
+        )
 
 
 def test_analytic_gradients_match_monte_carlo_gradients(small):
@@ -157,8 +158,12 @@ def test_analytic_gradients_match_monte_carlo_gradients(small):
     params = {"W": m.W, "V": m.V, "log_D": m.log_D, "mu": m.mu, "log_sigma2": m.log_sigma2}
     exact = torch.autograd.grad(m.elbo_analytic(small)["elbo"], list(params.values()))
     g = torch.Generator().manual_seed(12)
-    groups = [torch.autograd.grad(m.elbo_stochastic(small, g, n_samples=100)["elbo"],
-                                  list(params.values())) for _ in range(60)]
+    groups = [
+        torch.autograd.grad(
+            m.elbo_stochastic(small, g, n_samples=100)["elbo"], list(params.values())
+        )
+        for _ in range(60)
+    ]
     for i, name in enumerate(params):
         est = torch.stack([grads[i] for grads in groups])  # (60, *shape)
         mean, se = est.mean(0), est.std(0) / math.sqrt(est.shape[0])
@@ -171,27 +176,53 @@ def test_training_from_random_init_reaches_the_ppca_maximum():
     X = _ppca_data(300, 6, 2, seed=0)
     best = PPCA(2).fit(X).score(X)
     seen = []
-    model, curves = fit_linear_vae(torch.from_numpy(X), 2, steps=2000, lr=0.1, generator=0,
-                                   eval_every=500, callback=lambda s, m, r: seen.append(s))
+    model, curves = fit_linear_vae(
+        torch.from_numpy(X),
+        2,
+        steps=2000,
+        lr=0.1,
+        generator=0,
+        eval_every=500,
+        callback=lambda s, m, r: seen.append(s),
+    )
     assert list(curves["step"]) == [0, 500, 1000, 1500, 2000] == seen
     start, end = curves["elbo_analytic_per_datum"][[0, -1]]
     assert start < best - 1.0  # a real climb from the random start
     assert end == pytest.approx(best, abs=1e-6) and end <= best + 1e-12
     with torch.no_grad():
-        assert float(model.log_likelihood(torch.from_numpy(X))) / 300 == pytest.approx(best,
-                                                                                   abs=1e-6)
+        assert float(model.log_likelihood(torch.from_numpy(X))) / 300 == pytest.approx(
+            best, abs=1e-6
+        )
     # At the optimum the tracked stochastic ELBO has (near) zero variance.
     assert curves["elbo_stochastic_per_datum"][-1] == pytest.approx(end, abs=1e-4)
 
 
 def test_minibatch_stochastic_training_improves_and_callback_stops():
     X = torch.from_numpy(_ppca_data(200, 5, 2, seed=3))
-    model, curves = fit_linear_vae(X, 2, 300, 0.05, torch.Generator().manual_seed(1),
-                                   analytic=False, batch_size=32, n_samples=2, eval_every=100)
+    model, curves = fit_linear_vae(
+        X,
+        2,
+        300,
+        0.05,
+        torch.Generator().manual_seed(1),
+        analytic=False,
+        batch_size=32,
+        n_samples=2,
+        eval_every=100,
+    )
     assert curves["elbo_analytic_per_datum"][-1] > curves["elbo_analytic_per_datum"][0] + 0.5
     assert curves["elbo_stochastic_per_datum"].shape == (4,)
-    fixed, curves = fit_linear_vae(X, 2, 50, 0.05, 2, eval_every=10, learn_sigma2=False,
-                                   sigma2=0.7, callback=lambda s, m, r: s >= 20)
+    fixed, curves = fit_linear_vae(
+        X,
+        2,
+        50,
+        0.05,
+        2,
+        eval_every=10,
+        learn_sigma2=False,
+        sigma2=0.7,
+        callback=lambda s, m, r: s >= 20,
+    )
     assert list(curves["step"]) == [0, 10, 20]
     assert "log_sigma2" not in dict(fixed.named_parameters())
     assert float(fixed.sigma2) == pytest.approx(0.7, rel=1e-15)
@@ -212,8 +243,9 @@ def test_n_minus_1_normalisation_makes_the_elbo_exceed_its_exact_value():
     sk = PCA(n_components=q, svd_solver="full").fit(X)
     lam_s, s2_s = sk.explained_variance_, sk.noise_variance_  # N - 1 normalisation
     W_s = sk.components_.T * np.sqrt(lam_s - s2_s)
-    student = -0.5 * (d * math.log(2 * math.pi) + np.log(lam_s).sum() + (d - q) * math.log(s2_s)
-                      + d)
+    student = -0.5 * (
+        d * math.log(2 * math.pi) + np.log(lam_s).sum() + (d - q) * math.log(s2_s) + d
+    )
     vae = LinearVAE(d, q).init_from_ppca(PPCA.from_params(sk.mean_, W_s, s2_s))
     x = torch.from_numpy(X)
     with torch.no_grad():
@@ -224,9 +256,16 @@ def test_n_minus_1_normalisation_makes_the_elbo_exceed_its_exact_value():
     assert elbo == pytest.approx(lp, rel=1e-10)  # the ELBO is exact at those parameters
     ours = PPCA(q).fit(X)
     ml = ours.score(X)
-    assert ml == pytest.approx(-0.5 * (d * math.log(2 * math.pi)
-                                       + np.log(ours.eigenvalues_[:q]).sum()
-                                       + (d - q) * math.log(ours.sigma2_) + d), rel=1e-12)
+    assert ml == pytest.approx(
+        -0.5
+        * (
+            d * math.log(2 * math.pi)
+            + np.log(ours.eigenvalues_[:q]).sum()
+            + (d - q) * math.log(ours.sigma2_)
+            + d
+        ),
+        rel=1e-12,
+    )
     c = n / (n - 1)
     assert ml - elbo == pytest.approx(0.5 * d * (math.log(c) + 1 / c - 1), rel=1e-6)
     assert ml > elbo
@@ -259,8 +298,13 @@ def test_bad_settings_and_data():
     with pytest.raises(ConfigError):
         m.init_from_ppca(PPCA(2))  # not fitted
     X = torch.from_numpy(_ppca_data(30, 4, 2))
-    for kwargs in ({"steps": 0}, {"lr": 0.0}, {"lr_schedule": "step"}, {"batch_size": 0},
-                   {"generator": None}):
+    for kwargs in (
+        {"steps": 0},
+        {"lr": 0.0},
+        {"lr_schedule": "step"},
+        {"batch_size": 0},
+        {"generator": None},
+    ):
         with pytest.raises(ConfigError):
             fit_linear_vae(X, 2, **{"steps": 5, "lr": 0.1, "generator": 0, **kwargs})
     bad = X.clone()

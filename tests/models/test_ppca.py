@@ -33,8 +33,9 @@ def _data(n=N, d=D, q=Q, sigma2=0.3, seed=0):
 def _closed_form_per_datum(lam, q, sigma2):
     """Tipping & Bishop's maximised log-likelihood per datum (uses tr(C^-1 S) = D)."""
     d = lam.shape[0]
-    return -0.5 * (d * math.log(2 * math.pi) + np.log(lam[:q]).sum()
-                   + (d - q) * math.log(sigma2) + d)
+    return -0.5 * (
+        d * math.log(2 * math.pi) + np.log(lam[:q]).sum() + (d - q) * math.log(sigma2) + d
+    )
 
 
 @pytest.fixture(scope="module")
@@ -61,14 +62,18 @@ def test_score_is_the_closed_form_maximum(fitted):
     X, m = fitted
     ll = m.score_samples(X)
     assert ll.shape == (N,)
-    assert m.score(X) == pytest.approx(_closed_form_per_datum(m.eigenvalues_, Q, m.sigma2_),
-                                       rel=1e-13)
+    assert m.score(X) == pytest.approx(
+        _closed_form_per_datum(m.eigenvalues_, Q, m.sigma2_), rel=1e-13
+    )
     assert m.log_likelihood(X) == pytest.approx(ll.sum(), rel=1e-14)
 
 
 def _total_ll(X, mean, W, sigma2):
-    return float(marginal_log_prob(torch.from_numpy(X), torch.from_numpy(mean),
-                                   torch.from_numpy(W), sigma2).sum())
+    return float(
+        marginal_log_prob(
+            torch.from_numpy(X), torch.from_numpy(mean), torch.from_numpy(W), sigma2
+        ).sum()
+    )
 
 
 def test_ml_beats_random_perturbations_and_is_rotation_invariant(fitted):
@@ -86,8 +91,7 @@ def test_ml_beats_random_perturbations_and_is_rotation_invariant(fitted):
     assert max(worse) < best
     # log p depends on W only through W W^T: W R scores the same for any rotation R.
     R, _ = np.linalg.qr(rng.standard_normal((Q, Q)))
-    assert _total_ll(X, m.mean_, m.components_ @ R, m.sigma2_) == pytest.approx(best,
-                                                                                rel=1e-13)
+    assert _total_ll(X, m.mean_, m.components_ @ R, m.sigma2_) == pytest.approx(best, rel=1e-13)
 
 
 def test_ml_equals_gradient_ascent_on_log_p(fitted):
@@ -97,9 +101,15 @@ def test_ml_equals_gradient_ascent_on_log_p(fitted):
     mean = torch.zeros(D, dtype=torch.float64, requires_grad=True)
     W = torch.randn(D, Q, generator=g, dtype=torch.float64).requires_grad_()
     log_s2 = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([mean, W, log_s2], lr=1, max_iter=300, tolerance_grad=1e-12,
-                            tolerance_change=1e-15, history_size=50,
-                            line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [mean, W, log_s2],
+        lr=1,
+        max_iter=300,
+        tolerance_grad=1e-12,
+        tolerance_change=1e-15,
+        history_size=50,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure():
         opt.zero_grad()
@@ -132,9 +142,12 @@ def test_sklearn_score_differs_by_the_n_minus_1_normalisation(fitted):
     # Per datum: log N(x; mu, C) - log N(x; mu, cC) = (D log c - (1 - 1/c) e^T C^-1 e) / 2.
     E = X - m.mean_
     quad = np.einsum("nd,nd->n", E, np.linalg.solve(m.get_covariance(), E.T).T)
-    np.testing.assert_allclose(m.score_samples(X) - sk.score_samples(X),
-                               0.5 * (D * math.log(c) - (1 - 1 / c) * quad), rtol=1e-7,
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        m.score_samples(X) - sk.score_samples(X),
+        0.5 * (D * math.log(c) - (1 - 1 / c) * quad),
+        rtol=1e-7,
+        atol=1e-12,
+    )
 
 
 @pytest.mark.parametrize("d,q", [(5, 1), (12, 4), (30, 29), (784, 1), (784, 200), (784, 783)])
@@ -146,8 +159,9 @@ def test_woodbury_log_prob_equals_dense_scipy(d, q):
     X = rng.standard_normal((7, d)) * 2.0
     C = W @ W.T + sigma2 * np.eye(d)
     ref = stats.multivariate_normal(mean, C).logpdf(X)
-    ours = marginal_log_prob(torch.from_numpy(X), torch.from_numpy(mean),
-                             torch.from_numpy(W), sigma2).numpy()
+    ours = marginal_log_prob(
+        torch.from_numpy(X), torch.from_numpy(mean), torch.from_numpy(W), sigma2
+    ).numpy()
     np.testing.assert_allclose(ours, ref, rtol=1e-10)
 
 
@@ -165,8 +179,9 @@ def test_log_prob_for_large_d_small_q_without_dense_matrices():
     quad = (E * E).sum(1) / sigma2 - (proj**2 * (s**2 / (sigma2 * (s**2 + sigma2)))).sum(1)
     logdet = np.log(s**2 + sigma2).sum() + (d - q) * math.log(sigma2)
     ref = -0.5 * (d * math.log(2 * math.pi) + logdet + quad)
-    ours = marginal_log_prob(torch.from_numpy(X), torch.from_numpy(mean),
-                             torch.from_numpy(W), sigma2).numpy()
+    ours = marginal_log_prob(
+        torch.from_numpy(X), torch.from_numpy(mean), torch.from_numpy(W), sigma2
+    ).numpy()
     np.testing.assert_allclose(ours, ref, rtol=1e-12)
 
 
@@ -204,8 +219,13 @@ def test_fixed_sigma2_clips_small_eigenvalues_and_maximises_over_w(fitted):
     g = torch.Generator().manual_seed(4)
     W = torch.randn(D, Q, generator=g, dtype=torch.float64).requires_grad_()
     mean = torch.zeros(D, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([mean, W], max_iter=300, tolerance_grad=1e-12,
-                            tolerance_change=1e-15, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [mean, W],
+        max_iter=300,
+        tolerance_grad=1e-12,
+        tolerance_change=1e-15,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure():
         opt.zero_grad()
@@ -231,8 +251,9 @@ def test_large_d_small_n_uses_the_svd_path():
     np.testing.assert_allclose(m.eigenvalues_[:40], gram, rtol=1e-9, atol=1e-12)
     assert np.all(m.eigenvalues_[40:] == 0.0) and m.eigenvalues_.shape == (3000,)
     assert m.sigma2_ == pytest.approx(gram[3:].sum() / (3000 - 3), rel=1e-10)
-    assert m.score(X) == pytest.approx(_closed_form_per_datum(m.eigenvalues_, 3, m.sigma2_),
-                                       rel=1e-11)
+    assert m.score(X) == pytest.approx(
+        _closed_form_per_datum(m.eigenvalues_, 3, m.sigma2_), rel=1e-11
+    )
 
 
 def test_q_at_or_above_the_rank_clips_sigma2_with_a_warning():
@@ -264,20 +285,27 @@ def test_sample_is_reproducible_and_recovers_the_model():
 
 def test_inputs_torch_and_float32_are_scored_in_float64(fitted):
     X, m = fitted
-    np.testing.assert_allclose(m.score_samples(torch.from_numpy(X)), m.score_samples(X),
-                               rtol=0)
+    np.testing.assert_allclose(m.score_samples(torch.from_numpy(X)), m.score_samples(X), rtol=0)
     X32 = X.astype(np.float32)
     m32 = PPCA(Q).fit(X32)
     assert m32.components_.dtype == np.float64
     assert m32.score(X32) == pytest.approx(
-        _closed_form_per_datum(m32.eigenvalues_, Q, m32.sigma2_), rel=1e-12)
+        _closed_form_per_datum(m32.eigenvalues_, Q, m32.sigma2_), rel=1e-12
+    )
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"n_components": 0}, {"n_components": -1}, {"n_components": 2.0},
-    {"n_components": True}, {"n_components": 2, "sigma2": 0.0},
-    {"n_components": 2, "sigma2": float("nan")}, {"n_components": 2, "sigma2_floor": -1.0},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"n_components": 0},
+        {"n_components": -1},
+        {"n_components": 2.0},
+        {"n_components": True},
+        {"n_components": 2, "sigma2": 0.0},
+        {"n_components": 2, "sigma2": float("nan")},
+        {"n_components": 2, "sigma2_floor": -1.0},
+    ],
+)
 def test_bad_settings_raise_config_error(kwargs):
     with pytest.raises(ConfigError):
         PPCA(**kwargs)

@@ -9,13 +9,7 @@ from elbolab.models.trainer import CHECKPOINT_NAME, train
 from elbolab.models.vae import VAE
 from elbolab.objectives import elbo_loss
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _binary(n, p, seed, d=12):

@@ -9,14 +9,7 @@ from torch.distributions import Independent, Normal
 from elbolab.errors import ConfigError
 from elbolab.models.vae import VAE, DiagonalNormal, VampPriorDistribution, rsample
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: OpenMP fan-out only costs time (a lot on a loaded machine).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _binary(n, d, seed):

@@ -7,14 +7,7 @@ from elbolab.errors import ConfigError
 from elbolab.models.vae import VAE
 from elbolab.objectives import elbo, iwae, iwae_loss
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: OpenMP fan-out only costs time (a lot on a loaded machine).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _binary(n=4, d=6, seed=0):
