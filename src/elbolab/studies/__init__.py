@@ -27,9 +27,9 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import ConfigError
-from . import lda, linear
+from . import landscape, lda, linear
 
-STUDIES: dict[str, types.ModuleType] = {m.NAME: m for m in (lda, linear)}
+STUDIES: dict[str, types.ModuleType] = {m.NAME: m for m in (lda, landscape, linear)}
 
 
 def get(name: str) -> types.ModuleType:

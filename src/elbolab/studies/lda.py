@@ -116,9 +116,9 @@ def prepare(cfg: Config, data_root=None) -> dict:
     }
 
 
-def fit_one(cfg: Config, k: int, train: Corpus, rundir, show_progress=True) -> LDA:
-    """Fit K topics with checkpoints every ~20 s; resumes from one if it exists."""
-    key = f"fit_K{k}"
+def fit_one(cfg: Config, k: int, train: Corpus, rundir, show_progress=True, key=None) -> LDA:
+    """Fit K topics with checkpoints every ~20 s (under ``key``); resumes from one if it exists."""
+    key = key or f"fit_K{k}"
     model = LDA(
         n_topics=k,
         alpha=cfg.alpha,

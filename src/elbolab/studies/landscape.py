@@ -1,0 +1,989 @@
+"""Study ``landscape``: are two CAVI maxima of LDA joined by a path without an ELBO barrier?
+
+After Li & Wei ("Analysis of ELBO loss landscape: no barrier in between local maxima")
+and Zhang & Blei ("Unveiling mode-connectivity of the ELBO landscape"), on the whole AP
+corpus and with every Dirichlet normalizer in the ELBO:
+
+1. fit ``restarts`` random initializations of LDA by batch CAVI to convergence;
+2. pick the best maximum and the best other one that is *distinct* after label
+   alignment (mean matched Hellinger distance of the topics above ``distinct_min``);
+   align its topics (Hungarian matching) and score the straight line before and after;
+3. maximum-ELBO paths between the aligned maxima: NEB in both modes of
+   :class:`~elbolab.landscape.LDAObjective` (``profile``: lambda only, local parameters
+   re-optimized; ``full``: lambda, gamma and phi together as in the paper), AutoNEB and a
+   Bezier curve (profile mode);
+4. the ELBO on three planes (random Gaussian, random +-1, and the plane through both
+   maxima and the NEB path's farthest pivot) with the path and the line drawn in;
+5. the top words of every topic along the path, and document-completion scores of
+   training and test documents at every pivot;
+6. the paper's sweeps (learning rate, pivots, spring constant, K) as figures.
+
+Barriers are ``max(0, min(ELBO(a), ELBO(b)) - min over the path)`` in nats (total over
+the training documents), measured on a dense resampling of each path. All path
+optimizers cap each pivot's step and halve it when a trial point is not finite, so no
+setting of the learning rate can produce NaN.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from ..landscape import (
+    LDAObjective,
+    align,
+    apply_permutation,
+    autoneb,
+    barrier,
+    bezier,
+    dense_points,
+    dense_values,
+    distance_matrix,
+    farthest_from_line,
+    linear_path,
+    neb,
+    path_length,
+    plane_grid,
+    plane_through,
+    project,
+    random_gaussian_directions,
+    random_sign_directions,
+)
+from ..progress import progress
+from . import lda as lda_study
+
+NAME = "landscape"
+DESCRIPTION = (
+    "LDA on AP: NEB, AutoNEB and Bezier paths between CAVI maxima, barriers, planes, sweeps"
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Settings of the ``landscape`` study.
+
+    n_topics, restarts, max_iter, tol : the CAVI fits (tol: relative ELBO change).
+    alpha, eta : symmetric Dirichlet priors; None means 1/K.
+    test_fraction, observed_fraction : documents held out, and the share of each
+        scored document's tokens used to infer theta (document completion).
+    train_score_docs : training documents also scored by document completion.
+    n_docs : use only the first n_docs documents (None = all).
+    distinct_min : smallest mean matched Hellinger distance for two maxima to count as
+        distinct (label-switched copies of one maximum have distance ~0).
+    n_pivots, neb_steps, neb_lr, spring : NEB in profile mode (climbing image on).
+    full_steps, full_lr : NEB in full mode (lambda, gamma, phi).
+    autoneb_cycles, autoneb_steps : AutoNEB (starts from 3 pivots, inserts 2 per cycle).
+    bezier_degree, bezier_steps, bezier_n_t : the Bezier curve.
+    plane_points : grid points per axis of each plane.
+    top_words : words listed per topic.
+    sweep_steps : NEB steps of every sweep point (profile mode).
+    sweep_lrs, sweep_pivots, sweep_springs, sweep_topics : the sweeps.
+    sweep_restarts, sweep_max_iter : CAVI fits of the K sweep.
+    """
+
+    n_topics: int = 10
+    restarts: int = 4
+    max_iter: int = 1000
+    tol: float = 1e-6
+    alpha: float | None = None
+    eta: float | None = None
+    test_fraction: float = 0.1
+    observed_fraction: float = 0.5
+    train_score_docs: int = 200
+    n_docs: int | None = None
+    distinct_min: float = 0.01
+    n_pivots: int = 10
+    neb_steps: int = 150
+    neb_lr: float = 0.01
+    spring: float = 1.0
+    full_steps: int = 60
+    full_lr: float = 0.01
+    autoneb_cycles: int = 4
+    autoneb_steps: int = 40
+    bezier_degree: int = 2
+    bezier_steps: int = 100
+    bezier_n_t: int = 8
+    plane_points: int = 13
+    top_words: int = 8
+    sweep_steps: int = 40
+    sweep_lrs: tuple[float, ...] = (0.5, 0.1, 0.01)
+    sweep_pivots: tuple[int, ...] = (3, 5, 10, 20)
+    sweep_springs: tuple[float, ...] = (0.1, 0.01, 0.005, 0.001)
+    sweep_topics: tuple[int, ...] = (5, 10, 15, 20)
+    sweep_restarts: int = 2
+    sweep_max_iter: int = 200
+    seed: int = 0
+
+    def validate(self) -> None:
+        for name in (
+            "n_topics",
+            "max_iter",
+            "neb_steps",
+            "full_steps",
+            "autoneb_cycles",
+            "autoneb_steps",
+            "bezier_steps",
+            "bezier_n_t",
+            "top_words",
+            "sweep_steps",
+            "sweep_max_iter",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.restarts < 2 or self.sweep_restarts < 2:
+            raise ConfigError("restarts and sweep_restarts must be >= 2: a path needs two maxima")
+        if self.n_pivots < 3 or min(self.sweep_pivots, default=3) < 3:
+            raise ConfigError("n_pivots and sweep_pivots must be >= 3 (endpoints included)")
+        if self.plane_points < 2:
+            raise ConfigError(f"plane_points must be >= 2, got {self.plane_points}")
+        if self.bezier_degree < 2:
+            raise ConfigError(f"bezier_degree must be >= 2, got {self.bezier_degree}")
+        if min(self.sweep_topics, default=1) < 1:
+            raise ConfigError(f"sweep_topics must be >= 1, got {self.sweep_topics}")
+        for name in ("alpha", "eta"):
+            value = getattr(self, name)
+            if value is not None and not (value > 0 and np.isfinite(value)):
+                raise ConfigError(f"{name} must be a positive number, got {value}")
+        for name in ("tol", "neb_lr", "full_lr"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.spring < 0 or min(self.sweep_springs, default=0) < 0:
+            raise ConfigError("spring constants must be >= 0")
+        if min(self.sweep_lrs, default=1) <= 0:
+            raise ConfigError(f"sweep_lrs must be > 0, got {self.sweep_lrs}")
+        if not 0 < self.test_fraction < 1:
+            raise ConfigError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
+        if not 0 < self.observed_fraction < 1:
+            raise ConfigError(f"observed_fraction must be in (0, 1), got {self.observed_fraction}")
+        if self.train_score_docs < 1:
+            raise ConfigError(f"train_score_docs must be >= 1, got {self.train_score_docs}")
+        if self.n_docs is not None and self.n_docs < 10:
+            raise ConfigError(f"n_docs must be >= 10, got {self.n_docs}")
+
+
+PRESETS = {
+    "smoke": Config(
+        n_topics=3,
+        restarts=3,
+        max_iter=30,
+        tol=1e-4,
+        n_docs=120,
+        train_score_docs=20,
+        n_pivots=5,
+        neb_steps=6,
+        full_steps=4,
+        autoneb_cycles=2,
+        autoneb_steps=3,
+        bezier_steps=4,
+        bezier_n_t=4,
+        plane_points=4,
+        top_words=4,
+        sweep_steps=3,
+        sweep_lrs=(0.5, 0.01),
+        sweep_pivots=(3, 5),
+        sweep_springs=(0.1, 0.001),
+        sweep_topics=(2, 3),
+        sweep_max_iter=10,
+    ),
+    "default": Config(),
+    # Li & Wei's settings where they are stated (K = 10, 10 pivots, the sweeps), on
+    # the full corpus and with longer optimizations than 2 cores finish in minutes.
+    "paper": Config(
+        restarts=8,
+        max_iter=3000,
+        neb_steps=1000,
+        full_steps=500,
+        autoneb_cycles=6,
+        autoneb_steps=200,
+        bezier_steps=600,
+        bezier_n_t=16,
+        plane_points=25,
+        sweep_steps=300,
+        sweep_restarts=4,
+        sweep_max_iter=1000,
+    ),
+}
+
+
+# --------------------------------------------------------------------------- data
+
+
+def prepare(cfg: Config, data_root=None) -> dict:
+    """The AP corpus, its document split and the two completion splits; writes nothing."""
+    inputs = lda_study.prepare(
+        lda_study.Config(
+            test_fraction=cfg.test_fraction,
+            observed_fraction=cfg.observed_fraction,
+            n_docs=cfg.n_docs,
+            seed=cfg.seed,
+        ),
+        data_root,
+    )
+    train = inputs["train"]
+    rng = np.random.default_rng([cfg.seed, 1])
+    chosen = np.sort(rng.choice(train.n_docs, min(cfg.train_score_docs, train.n_docs), False))
+    train_observed, train_heldout = train.subset(chosen).completion_split(
+        cfg.observed_fraction, seed=cfg.seed
+    )
+    return {**inputs, "train_observed": train_observed, "train_heldout": train_heldout}
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def _cached(rundir, key: str, compute):
+    """``compute()`` once: its result is checkpointed under ``key`` and reused on resume."""
+    done = rundir.load_checkpoint(key)
+    if done is None:
+        done = compute()
+        rundir.save_checkpoint(key, done)
+    return done
+
+
+def _fit(cfg: Config, k: int, restarts: int, max_iter: int, train, rundir, key: str) -> dict:
+    fit_cfg = lda_study.Config(
+        topics=(k,),
+        restarts=restarts,
+        max_iter=max_iter,
+        tol=cfg.tol,
+        alpha=cfg.alpha,
+        eta=cfg.eta,
+        seed=cfg.seed,
+    )
+    started = time.perf_counter()
+    model = lda_study.fit_one(fit_cfg, k, train, rundir, key=key)
+    return {
+        "lam": np.stack([r.components for r in model.restarts_]),
+        "history": np.stack(
+            [
+                np.pad(r.history, (0, model.n_iter_ - len(r.history)), mode="edge")
+                for r in model.restarts_
+            ],
+            axis=1,
+        ),
+        "n_iter": [len(r.history) for r in model.restarts_],
+        "converged": [len(r.history) < max_iter for r in model.restarts_],
+        "alpha": model.alpha_,
+        "eta": model.eta_,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def _choose_pair(obj: LDAObjective, lam: np.ndarray, distinct_min: float) -> dict:
+    """Best maximum a, and the best other maximum that differs from a after alignment."""
+    with torch.no_grad():
+        values = obj(torch.from_numpy(np.log(lam).reshape(lam.shape[0], -1))).numpy()
+    order = np.argsort(-values)
+    a = int(order[0])
+    candidates = []
+    for r in order[1:]:
+        perm, dist = align(lam[a], lam[r])
+        candidates.append((int(r), perm, dist))
+        if dist.mean() > distinct_min:
+            break
+    b, perm, dist = max(candidates, key=lambda c: (c[2].mean() > distinct_min, -values[c[0]]))
+    unaligned = np.diag(distance_matrix(lam[a], lam[b]))
+    return {
+        "a": a,
+        "b": b,
+        "profile_elbo_restarts": values.tolist(),
+        "permutation": perm.tolist(),
+        "distances_aligned": dist.tolist(),
+        "distances_unaligned": unaligned.tolist(),
+        "mean_distance_aligned": float(dist.mean()),
+        "mean_distance_unaligned": float(unaligned.mean()),
+        "distinct": bool(dist.mean() > distinct_min),
+    }
+
+
+def _line(f, xa, xb, n_pivots: int) -> dict:
+    pivots = linear_path(xa, xb, n_pivots)
+    with torch.no_grad():
+        dense = dense_values(f, pivots, per_segment=4, batch_size=16)
+    _, positions = dense_points(pivots, 4)
+    return {
+        "dense_values": dense.numpy(),
+        "dense_positions": positions.numpy(),
+        "barrier": barrier(dense, dense[0], dense[-1]),
+        "length": path_length(pivots),
+    }
+
+
+def _path_record(result, keep_pivots: bool) -> dict:
+    record = {
+        "summary": result.summary(),
+        "values": result.values.detach().numpy(),
+        "history": result.history.detach().numpy(),
+        "dense_values": result.dense_values.detach().numpy(),
+        "dense_positions": result.dense_positions.detach().numpy(),
+    }
+    if keep_pivots:
+        record["pivots"] = result.pivots.detach().numpy()
+    if "objective" in result.info:  # Bezier: mean of f over the sampled t, per step
+        record["objective"] = torch.as_tensor(result.info["objective"]).numpy()
+    return record
+
+
+def _plane(f, kind: str, xa, xb, pivots, n_points: int, seed: int) -> dict:
+    """ELBO on one plane, and the NEB path and the straight line projected onto it."""
+    d = float((xb - xa).norm())
+    if kind == "path":
+        far, _ = farthest_from_line(pivots, xa, xb)
+        center, u, v, _ = plane_through(xa, xb, pivots[far])
+        coords, _ = project(pivots, center, u, v)
+        reach_x = max(0.5 * d, float(coords[:, 0].abs().max())) * 1.25
+        y_lo, y_hi = float(coords[:, 1].min()), float(coords[:, 1].max())
+        pad = 0.3 * max(y_hi - y_lo, 0.25 * d)
+        xs = np.linspace(-reach_x, reach_x, n_points)
+        ys = np.linspace(y_lo - pad, y_hi + pad, n_points)
+    else:
+        # Centered on maximum a, each direction as long as the distance to b, so the
+        # grid reaches as far from a as b is.
+        make = random_gaussian_directions if kind == "gaussian" else random_sign_directions
+        u, v = make(xa.shape[0], generator=seed)
+        u, v = u * d / u.norm(), v * d / v.norm()
+        center = xa
+        xs = ys = np.linspace(-1.0, 1.0, n_points)
+    grid = plane_grid(f, center, u, v, xs, ys, batch_size=16)
+    path_xy, path_off = project(pivots, center, u, v)
+    line_xy, _ = project(torch.stack([xa, xb]), center, u, v)
+    return {
+        "xs": np.asarray(xs),
+        "ys": np.asarray(ys),
+        "values": grid.numpy(),
+        "path_xy": path_xy.numpy(),
+        "path_off_plane": path_off.numpy(),
+        "line_xy": line_xy.numpy(),
+        "unit": "distance in x" if kind == "path" else "multiples of |b - a|",
+    }
+
+
+def _top_words_along(lam_path: np.ndarray, idx: list[int], vocab, n: int) -> list:
+    """Top-n words of every topic (rows) at the chosen pivots (columns)."""
+    return [
+        [" ".join(lda_study.top_words(lam_path[i], vocab, n)[k]) for i in idx]
+        for k in range(lam_path.shape[1])
+    ]
+
+
+def _neb_profile(obj, xa, xb, cfg: Config, **overrides):
+    settings = {
+        "n_pivots": cfg.n_pivots,
+        "steps": cfg.neb_steps,
+        "lr": cfg.neb_lr,
+        "spring": cfg.spring,
+        "climbing": True,
+        "generator": cfg.seed,
+        "batch_size": 16,
+        **overrides,
+    }
+    return neb(obj, xa, xb, **settings)
+
+
+def _endpoint_vectors(obj, lam: np.ndarray, pair: dict):
+    lam_b = apply_permutation(lam[pair["b"]], pair["permutation"], 0)
+    return obj.to_vector(lam[pair["a"]]), obj.to_vector(lam_b), obj.to_vector(lam[pair["b"]])
+
+
+# --------------------------------------------------------------------------- run
+
+
+def run(cfg: Config, inputs: dict, rundir, show_progress=True):
+    train = inputs["train"]
+    vocab = inputs["corpus"].vocab
+    timings = {}
+    k = cfg.n_topics
+
+    def timed(name, compute):
+        def wrapped():
+            started = time.perf_counter()
+            out = compute()
+            out["seconds"] = time.perf_counter() - started
+            return out
+
+        out = _cached(rundir, name, wrapped)
+        timings[f"{name}_seconds"] = out["seconds"]
+        return out
+
+    # 1. The maxima.
+    fit = _cached(
+        rundir, "fit", lambda: _fit(cfg, k, cfg.restarts, cfg.max_iter, train, rundir, "fit_lda")
+    )
+    timings["fit_seconds"] = fit["seconds"]
+    lam = fit["lam"]
+    prof = LDAObjective(train, k, fit["alpha"], fit["eta"], mode="profile")
+
+    # 2. Alignment and straight lines.
+    pair = timed("align", lambda: _choose_pair(prof, lam, cfg.distinct_min))
+    xa, xb, xb_unaligned = _endpoint_vectors(prof, lam, pair)
+    lines = timed(
+        "lines",
+        lambda: {
+            "unaligned": _line(prof, xa, xb_unaligned, cfg.n_pivots),
+            "aligned": _line(prof, xa, xb, cfg.n_pivots),
+        },
+    )
+
+    # 3. Paths between the aligned maxima.
+    neb_p = timed("neb_profile", lambda: _path_record(_neb_profile(prof, xa, xb, cfg), True))
+    pivots = torch.from_numpy(neb_p["pivots"])
+    auto = timed(
+        "autoneb",
+        lambda: _path_record(
+            autoneb(
+                prof,
+                xa,
+                xb,
+                cycles=cfg.autoneb_cycles,
+                steps=cfg.autoneb_steps,
+                lr=cfg.neb_lr,
+                climbing=True,
+                generator=cfg.seed,
+                batch_size=16,
+            ),
+            False,
+        ),
+    )
+    bez = timed(
+        "bezier",
+        lambda: _path_record(
+            bezier(
+                prof,
+                xa,
+                xb,
+                degree=cfg.bezier_degree,
+                steps=cfg.bezier_steps,
+                lr=cfg.neb_lr,
+                n_t=cfg.bezier_n_t,
+                generator=cfg.seed,
+                batch_size=16,
+            ),
+            False,
+        ),
+    )
+
+    def full_mode():
+        full = LDAObjective(train, k, fit["alpha"], fit["eta"], mode="full")
+        fa = full.to_vector(lam[pair["a"]])
+        fb = full.to_vector(apply_permutation(lam[pair["b"]], pair["permutation"], 0))
+        line = _line(full, fa, fb, cfg.n_pivots)
+        path = neb(
+            full,
+            fa,
+            fb,
+            n_pivots=cfg.n_pivots,
+            steps=cfg.full_steps,
+            lr=cfg.full_lr,
+            spring=cfg.spring,
+            climbing=True,
+            generator=cfg.seed,
+            batch_size=4,
+        )
+        return {"line": line, "neb": _path_record(path, False)}
+
+    full = timed("full", full_mode)
+
+    # 4. Planes.
+    planes = {}
+    for i, kind in enumerate(("path", "gaussian", "sign")):
+        planes[kind] = timed(
+            f"plane_{kind}",
+            lambda kind=kind, i=i: _plane(
+                prof, kind, xa, xb, pivots, cfg.plane_points, cfg.seed + i
+            ),
+        )
+
+    # 5. Reading the path: topics and document completion at every pivot.
+    def reading():
+        lam_path = prof.components(pivots).numpy()
+        idx = sorted({0, len(lam_path) // 3, (2 * len(lam_path)) // 3, len(lam_path) - 1})
+        line_pivots = linear_path(xa, xb, len(lam_path))
+        scores = {}
+        for name, observed, heldout in (
+            ("test", inputs["observed"], inputs["heldout"]),
+            ("train", inputs["train_observed"], inputs["train_heldout"]),
+        ):
+            scores[name] = {
+                "neb": prof.heldout_scores(pivots, observed, heldout)["per_token"],
+                "linear": prof.heldout_scores(line_pivots, observed, heldout)["per_token"],
+                "n_tokens": int(heldout.n_tokens),
+                "n_docs": int(heldout.n_docs),
+            }
+        return {
+            "pivots_shown": idx,
+            "top_words": _top_words_along(lam_path, idx, vocab, cfg.top_words),
+            "scores": scores,
+        }
+
+    read = timed("reading", reading)
+
+    # 6. Sweeps (profile mode, NEB from the same aligned maxima).
+    sweeps = {}
+    for name, values, key in (
+        ("lr", cfg.sweep_lrs, "lr"),
+        ("pivots", cfg.sweep_pivots, "n_pivots"),
+        ("spring", cfg.sweep_springs, "spring"),
+    ):
+        sweeps[name] = {}
+        for value in progress(
+            values, desc=f"sweep {name}", disable=None if show_progress else True
+        ):
+            sweeps[name][str(value)] = timed(
+                f"sweep_{name}_{value}",
+                lambda key=key, value=value: _sweep_point(prof, xa, xb, cfg, **{key: value}),
+            )
+    sweeps["topics"] = {}
+    for kk in progress(cfg.sweep_topics, desc="sweep K", disable=None if show_progress else True):
+        sweeps["topics"][str(kk)] = timed(
+            f"sweep_topics_{kk}", lambda kk=kk: _topic_point(cfg, kk, inputs, rundir)
+        )
+
+    metrics, arrays = _collect(
+        cfg, inputs, fit, pair, lines, neb_p, auto, bez, full, planes, read, sweeps
+    )
+    metrics["timings"] = timings
+    return metrics, arrays
+
+
+def _sweep_point(obj, xa, xb, cfg: Config, **overrides) -> dict:
+    result = _neb_profile(obj, xa, xb, cfg, steps=cfg.sweep_steps, **overrides)
+    seg = torch.diff(result.pivots, dim=0).norm(dim=1)
+    return {
+        "barrier": result.barrier,
+        "bottleneck_history": result.history.min(dim=1).values.numpy(),
+        "halvings": int(result.info["halvings"]),
+        "finite": bool(torch.isfinite(result.history).all()),
+        "spacing_ratio": float(seg.max() / seg.min()),
+    }
+
+
+def _topic_point(cfg: Config, k: int, inputs: dict, rundir) -> dict:
+    train = inputs["train"]
+    fit = _fit(cfg, k, cfg.sweep_restarts, cfg.sweep_max_iter, train, rundir, f"sweep_fit_K{k}")
+    obj = LDAObjective(train, k, fit["alpha"], fit["eta"], mode="profile")
+    pair = _choose_pair(obj, fit["lam"], cfg.distinct_min)
+    xa, xb, _ = _endpoint_vectors(obj, fit["lam"], pair)
+    line = _line(obj, xa, xb, cfg.n_pivots)
+    path = _neb_profile(obj, xa, xb, cfg, steps=cfg.sweep_steps)
+    endpoints = torch.stack([xa, xb])
+    heldout = obj.heldout_scores(endpoints, inputs["observed"], inputs["heldout"])["per_token"]
+    return {
+        "barrier_linear": line["barrier"],
+        "barrier_neb": path.barrier,
+        "elbo_a": path.f_a,
+        "elbo_b": path.f_b,
+        "heldout_per_token_a": float(heldout[0]),
+        "heldout_per_token_b": float(heldout[1]),
+        "mean_distance_aligned": pair["mean_distance_aligned"],
+    }
+
+
+def _collect(cfg, inputs, fit, pair, lines, neb_p, auto, bez, full, planes, read, sweeps):
+    train = inputs["train"]
+    tol_slack = cfg.tol * abs(max(neb_p["summary"]["f_a"], neb_p["summary"]["f_b"]))
+    best_end = {
+        "profile": max(neb_p["summary"]["f_a"], neb_p["summary"]["f_b"]),
+        "full": max(full["neb"]["summary"]["f_a"], full["neb"]["summary"]["f_b"]),
+    }
+    excess = {
+        "neb_profile": float(neb_p["dense_values"].max() - best_end["profile"]),
+        "autoneb": float(auto["dense_values"].max() - best_end["profile"]),
+        "bezier": float(bez["dense_values"].max() - best_end["profile"]),
+        "neb_full": float(full["neb"]["dense_values"].max() - best_end["full"]),
+    }
+    barriers = {
+        "linear_unaligned": lines["unaligned"]["barrier"],
+        "linear_aligned": lines["aligned"]["barrier"],
+        "neb_profile": neb_p["summary"]["barrier"],
+        "autoneb": auto["summary"]["barrier"],
+        "bezier": bez["summary"]["barrier"],
+        "linear_aligned_full": full["line"]["barrier"],
+        "neb_full": full["neb"]["summary"]["barrier"],
+    }
+
+    def removed(best, line):
+        return 1.0 - best / line if line > 0 else 1.0
+
+    best_profile = min(barriers["neb_profile"], barriers["autoneb"], barriers["bezier"])
+    metrics = {
+        "data": {
+            "source": inputs["source"],
+            "n_docs": inputs["corpus"].n_docs,
+            "n_words": inputs["corpus"].n_words,
+            "n_train_docs": train.n_docs,
+            "n_train_tokens": train.n_tokens,
+            "n_test_docs": inputs["observed"].n_docs,
+        },
+        "fit": {
+            "elbo_restarts": fit["history"][-1].tolist(),
+            "n_iter": fit["n_iter"],
+            "converged": fit["converged"],
+            "alpha": fit["alpha"],
+            "eta": fit["eta"],
+        },
+        "endpoints": {
+            "a": pair["a"],
+            "b": pair["b"],
+            "elbo_a": neb_p["summary"]["f_a"],
+            "elbo_b": neb_p["summary"]["f_b"],
+            "elbo_full_a": full["neb"]["summary"]["f_a"],
+            "elbo_full_b": full["neb"]["summary"]["f_b"],
+            "profile_elbo_restarts": pair["profile_elbo_restarts"],
+            "distinct": pair["distinct"],
+        },
+        "alignment": {
+            key: pair[key]
+            for key in (
+                "permutation",
+                "distances_aligned",
+                "distances_unaligned",
+                "mean_distance_aligned",
+                "mean_distance_unaligned",
+            )
+        },
+        "barrier": barriers,
+        "barrier_per_token": {k: v / train.n_tokens for k, v in barriers.items()},
+        "barrier_removed_fraction": {
+            "profile": removed(best_profile, barriers["linear_aligned"]),
+            "full": removed(barriers["neb_full"], barriers["linear_aligned_full"]),
+        },
+        "convergence_check": {
+            "tolerance_slack": tol_slack,
+            "max_excess_over_best_endpoint": excess,
+            "violations": sorted(k for k, v in excess.items() if v > tol_slack),
+        },
+        "paths": {
+            "neb_profile": neb_p["summary"],
+            "autoneb": auto["summary"],
+            "bezier": bez["summary"],
+            "neb_full": full["neb"]["summary"],
+            "linear_aligned_length": lines["aligned"]["length"],
+        },
+        "planes": {
+            kind: {"max_path_off_plane": float(p["path_off_plane"].max())}
+            for kind, p in planes.items()
+        },
+        "reading": {
+            "pivots_shown": read["pivots_shown"],
+            "top_words": read["top_words"],
+            "heldout_per_token": {
+                name: {
+                    "neb": s["neb"].tolist(),
+                    "linear": s["linear"].tolist(),
+                    "n_tokens": s["n_tokens"],
+                    "n_docs": s["n_docs"],
+                }
+                for name, s in read["scores"].items()
+            },
+        },
+        "sweeps": {
+            name: {
+                value: {
+                    k: v for k, v in point.items() if k not in ("bottleneck_history", "seconds")
+                }
+                for value, point in points.items()
+            }
+            for name, points in sweeps.items()
+        },
+    }
+    arrays = {"fit_history": fit["history"], "neb_profile_pivots": neb_p["pivots"]}
+    for name, rec in (
+        ("neb_profile", neb_p),
+        ("autoneb", auto),
+        ("bezier", bez),
+        ("neb_full", full["neb"]),
+    ):
+        for field in ("values", "history", "dense_values", "dense_positions", "objective"):
+            if field in rec:
+                arrays[f"{name}_{field}"] = rec[field]
+    for name, rec in (
+        ("linear_unaligned", lines["unaligned"]),
+        ("linear_aligned", lines["aligned"]),
+        ("linear_aligned_full", full["line"]),
+    ):
+        arrays[f"{name}_dense_values"] = rec["dense_values"]
+        arrays[f"{name}_dense_positions"] = rec["dense_positions"]
+    for kind, p in planes.items():
+        for field in ("xs", "ys", "values", "path_xy", "line_xy", "path_off_plane"):
+            arrays[f"plane_{kind}_{field}"] = p[field]
+    for name in ("lr", "pivots", "spring"):
+        for value, point in sweeps[name].items():
+            arrays[f"sweep_{name}_{value}_bottleneck"] = point["bottleneck_history"]
+    return metrics, arrays
+
+
+# --------------------------------------------------------------------------- report
+
+
+def render(rundir):
+    """Figures and report from metrics.json and arrays.npz."""
+    from ..report import Report, plots
+
+    m = rundir.read_json("metrics.json")
+    arr = rundir.load_arrays()
+    cfg = rundir.read_json("config.json")["config"]
+    data = m["data"]
+    tokens = data["n_train_tokens"]
+    unit = f"ELBO per token (nats; total / {tokens:,} training tokens)"
+    report = Report(
+        "The ELBO landscape of LDA between two CAVI maxima",
+        f"{data['source']}: {data['n_train_docs']} training documents, {tokens:,} tokens, "
+        f"{data['n_words']:,} words; K = {cfg['n_topics']}",
+    )
+    report.paragraph(
+        "ELBO: the full evidence lower bound of LDA in nats with every Dirichlet normalizer, "
+        "summed over the training documents. Profile mode: a point is the topics lambda and "
+        "every document's gamma and phi are re-optimized by the E-step (the score a user "
+        "gives a topic model). Full mode: a point is (lambda, gamma, phi), as in Li & Wei. "
+        "Barrier = max(0, min(ELBO(a), ELBO(b)) - lowest ELBO on the path), in nats, on a "
+        "dense resampling of the path."
+    )
+    b = m["barrier"]
+    report.table(
+        ["path", "mode", "barrier (nats)", "barrier (nats/token)"],
+        [
+            [
+                name.replace("_", " "),
+                "full" if name.endswith("full") else "profile",
+                f"{b[name]:,.1f}",
+                f"{m['barrier_per_token'][name]:.2e}",
+            ]
+            for name in b
+        ],
+        caption=(
+            "Barriers between the two maxima. Share of the aligned straight line's barrier "
+            f"removed by the best path: profile {m['barrier_removed_fraction']['profile']:.1%}, "
+            f"full {m['barrier_removed_fraction']['full']:.1%}."
+        ),
+    )
+    check = m["convergence_check"]
+    if check["violations"]:
+        report.paragraph(
+            "Convergence check FAILED: on " + ", ".join(check["violations"]) + " a point of the "
+            "path is higher than the better endpoint by more than the CAVI tolerance implies "
+            f"({check['tolerance_slack']:.1f} nats): that endpoint was not a converged maximum."
+        )
+    else:
+        report.paragraph(
+            "Convergence check passed: no point of any path is higher than the better endpoint "
+            f"by more than the CAVI tolerance implies ({check['tolerance_slack']:.1f} nats)."
+        )
+
+    # Fits and alignment.
+    fig, axes = plots.new_figure(width=11, height=3.8, ncols=2)
+    hist = arr["fit_history"] / tokens
+    plots.line_plot(
+        axes[0],
+        np.arange(1, hist.shape[0] + 1),
+        {f"restart {r}": hist[:, r] for r in range(hist.shape[1])},
+        xlabel="CAVI iteration",
+        ylabel=unit,
+        title="CAVI restarts",
+    )
+    al = m["alignment"]
+    x = np.arange(len(al["distances_aligned"]))
+    axes[1].bar(x - 0.2, al["distances_unaligned"], 0.4, label="before alignment")
+    axes[1].bar(x + 0.2, al["distances_aligned"], 0.4, label="after alignment")
+    axes[1].set_xlabel("topic of maximum a")
+    axes[1].set_ylabel("Hellinger distance to b's topic")
+    axes[1].legend(frameon=False)
+    report.figure(
+        rundir.save_figure(fig, "fits_alignment"),
+        f"Left: ELBO per token of every restart during CAVI. Right: Hellinger distance between "
+        f"the topics of the maxima a (restart {m['endpoints']['a']}) and b (restart "
+        f"{m['endpoints']['b']}) before and after Hungarian alignment; permutation "
+        f"{al['permutation']}.",
+    )
+
+    # ELBO along the paths.
+    fig, axes = plots.new_figure(width=11, height=4, ncols=2)
+    for name, label in (
+        ("linear_unaligned", "line, unaligned"),
+        ("linear_aligned", "line, aligned"),
+        ("neb_profile", "NEB"),
+        ("autoneb", "AutoNEB"),
+        ("bezier", "Bezier"),
+    ):
+        axes[0].plot(
+            arr[f"{name}_dense_positions"], arr[f"{name}_dense_values"] / tokens, label=label
+        )
+    axes[0].set_ylim(
+        _ylim(
+            [
+                arr[f"{n}_dense_values"] / tokens
+                for n in ("linear_aligned", "neb_profile", "autoneb", "bezier")
+            ]
+        )
+    )
+    for name, label in (("linear_aligned_full", "line, aligned"), ("neb_full", "NEB")):
+        axes[1].plot(
+            arr[f"{name}_dense_positions"], arr[f"{name}_dense_values"] / tokens, label=label
+        )
+    for ax, title in zip(axes, ("profile mode", "full mode"), strict=True):
+        ax.set_xlabel("position along the path (arc-length fraction)")
+        ax.set_ylabel(unit)
+        ax.set_title(title)
+        ax.legend(frameon=False)
+    report.figure(
+        rundir.save_figure(fig, "elbo_along_paths"),
+        "ELBO per token along each path from maximum a (left end) to the aligned maximum b. "
+        "The unaligned line (left) falls far below the plot when label switching is not undone.",
+    )
+
+    # Optimization histories.
+    fig, axes = plots.new_figure(width=11, height=4, ncols=2)
+    for name, label in (("neb_profile", "NEB (profile)"), ("neb_full", "NEB (full)")):
+        h = arr[f"{name}_history"] / tokens
+        axes[0].plot(np.arange(h.shape[0]), h.min(axis=1), label=label)
+    axes[0].set_xlabel("NEB iteration")
+    axes[0].set_ylabel("lowest pivot " + unit)
+    axes[0].legend(frameon=False)
+    if "bezier_objective" in arr:
+        axes[1].plot(arr["bezier_objective"] / tokens)
+    axes[1].set_xlabel("Bezier step")
+    axes[1].set_ylabel("mean sampled " + unit)
+    report.figure(
+        rundir.save_figure(fig, "path_optimization"),
+        "Left: the lowest pivot's ELBO per token after each NEB iteration (the barrier estimate "
+        "rises as the band relaxes). Right: the Bezier objective, the ELBO averaged over the "
+        f"{cfg['bezier_n_t']} values of t sampled at each step.",
+    )
+
+    # Planes.
+    fig, axes = plots.new_figure(width=15, height=4.4, ncols=3)
+    titles = {
+        "path": "plane through a, b and the NEB path",
+        "gaussian": "random Gaussian plane",
+        "sign": "random +-1 plane",
+    }
+    for ax, kind in zip(axes, ("path", "gaussian", "sign"), strict=True):
+        xs, ys = arr[f"plane_{kind}_xs"], arr[f"plane_{kind}_ys"]
+        values = arr[f"plane_{kind}_values"] / tokens
+        finite = values[np.isfinite(values)]
+        levels = np.quantile(finite, np.linspace(0.0, 1.0, 15)) if finite.size else 10
+        cs = ax.contourf(xs, ys, values, levels=np.unique(levels), cmap="viridis")
+        fig.colorbar(cs, ax=ax, label=unit)
+        p, line = arr[f"plane_{kind}_path_xy"], arr[f"plane_{kind}_line_xy"]
+        ax.plot(p[:, 0], p[:, 1], "o-", color="white", ms=3, label="NEB path (projected)")
+        ax.plot(line[:, 0], line[:, 1], "--", color="red", label="straight line (projected)")
+        scale = "coordinate (x units)" if kind == "path" else "coordinate (multiples of |b - a|)"
+        ax.set_xlabel(scale)
+        ax.set_ylabel(scale)
+        ax.set_title(
+            titles[kind] + f"\npath off plane <= {m['planes'][kind]['max_path_off_plane']:.3g}",
+            fontsize=9,
+        )
+    axes[0].legend(frameon=False, fontsize=7)
+    report.figure(
+        rundir.save_figure(fig, "planes"),
+        f"ELBO per token (profile mode) on {cfg['plane_points']} x {cfg['plane_points']} grids. "
+        "Left: the plane through both maxima and the NEB pivot farthest from the straight "
+        "line (the path lies in it up to the distance in the title). Middle and right: random "
+        "planes centered on maximum a, each direction as long as |b - a|; the path and the line "
+        "are projected onto them and lie mostly off them.",
+    )
+
+    # Held-out scores along the path.
+    read = m["reading"]
+    fig, axes = plots.new_figure(width=11, height=4, ncols=2)
+    for ax, name in zip(axes, ("test", "train"), strict=True):
+        s = read["heldout_per_token"][name]
+        pos = np.linspace(0, 1, len(s["neb"]))
+        ax.plot(pos, s["neb"], "o-", label="NEB path (pivots)")
+        ax.plot(pos, s["linear"], "s--", label="straight line")
+        ax.set_xlabel("pivot position (fraction of the pivot index)")
+        ax.set_ylabel("held-out log-likelihood per token (nats)")
+        ax.set_title(f"{name} documents ({s['n_docs']} docs, {s['n_tokens']:,} held-out tokens)")
+        ax.legend(frameon=False)
+    report.figure(
+        rundir.save_figure(fig, "heldout_along_path"),
+        "Document completion along the path: theta is inferred from half of each document's "
+        "tokens under the pivot's topics and the other half is scored (nats per held-out token, "
+        "higher is better). Training documents were seen by the fits; test documents were not.",
+    )
+    shown = read["pivots_shown"]
+    report.table(
+        ["topic"] + [f"pivot {i}" for i in shown],
+        [[k] + row for k, row in enumerate(read["top_words"])],
+        caption="Top words of every topic at the endpoints (first and last column) and two "
+        "interior pivots of the NEB path, topics aligned across columns.",
+    )
+
+    # Sweeps.
+    sw = m["sweeps"]
+    fig, axes = plots.new_figure(width=15, height=4, ncols=3)
+    for ax, (name, label) in zip(
+        axes,
+        (("lr", "learning rate"), ("pivots", "pivots N"), ("spring", "spring constant k")),
+        strict=True,
+    ):
+        for value in sw[name]:
+            h = arr[f"sweep_{name}_{value}_bottleneck"] / tokens
+            ax.plot(np.arange(h.shape[0]), h, label=f"{label} {value}")
+        ax.set_xlabel("NEB iteration")
+        ax.set_ylabel("lowest pivot " + unit)
+        ax.legend(frameon=False, fontsize=8)
+    report.figure(
+        rundir.save_figure(fig, "sweeps"),
+        f"NEB (profile mode, {cfg['sweep_steps']} iterations each) for the paper's learning "
+        "rates, numbers of pivots and spring constants: the lowest pivot's ELBO per token by "
+        "iteration. Steps are capped and halved when a trial point is not finite, so no "
+        "learning rate produced NaN.",
+    )
+    report.table(
+        ["sweep", "value", "NEB barrier (nats)", "step halvings", "segment length max/min"],
+        [
+            [name, value, f"{p['barrier']:,.1f}", p["halvings"], f"{p['spacing_ratio']:.2f}"]
+            for name in ("lr", "pivots", "spring")
+            for value, p in sw[name].items()
+        ],
+        caption="Sweep results: final barrier of each NEB run and how evenly its pivots "
+        "are spaced.",
+    )
+    ks = [int(k) for k in sw["topics"]]
+    pts = [sw["topics"][str(k)] for k in ks]
+    fig, axes = plots.new_figure(width=11, height=4, ncols=2)
+    plots.line_plot(
+        axes[0],
+        ks,
+        {
+            "straight line (aligned)": [p["barrier_linear"] / tokens for p in pts],
+            "NEB": [p["barrier_neb"] / tokens for p in pts],
+        },
+        xlabel="number of topics K",
+        ylabel="barrier (nats per token)",
+        marker="o",
+    )
+    plots.line_plot(
+        axes[1],
+        ks,
+        {
+            "maximum a": [p["heldout_per_token_a"] for p in pts],
+            "maximum b": [p["heldout_per_token_b"] for p in pts],
+        },
+        xlabel="number of topics K",
+        ylabel="held-out log-likelihood per token (nats)",
+        marker="o",
+    )
+    report.figure(
+        rundir.save_figure(fig, "sweep_topics"),
+        f"Against K ({cfg['sweep_restarts']} restarts per K, NEB {cfg['sweep_steps']} "
+        "iterations): the aligned straight line's and NEB's barrier per training token (left), "
+        "and the test documents' completion log-likelihood per held-out token at both maxima "
+        "(right).",
+    )
+    report.heading("All metrics")
+    report.metrics({k: v for k, v in m.items() if k not in ("reading", "sweeps")})
+    return report
+
+
+def _ylim(curves) -> tuple[float, float]:
+    """Y range that shows the given curves (the unaligned line may fall far below them)."""
+    lo = min(float(np.min(c)) for c in curves)
+    hi = max(float(np.max(c)) for c in curves)
+    pad = 0.1 * (hi - lo) or 1e-3
+    return lo - pad, hi + pad
