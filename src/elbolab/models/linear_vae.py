@@ -64,8 +64,12 @@ def _positive_int(value, name: str) -> int:
 
 
 def _positive_float(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
-            or not math.isfinite(value) or value <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
         raise ConfigError(f"{name} must be a positive finite number, got {value!r}")
     return float(value)
 
@@ -75,8 +79,7 @@ def _as_generator(generator) -> torch.Generator:
         return generator
     if isinstance(generator, numbers.Integral) and not isinstance(generator, bool):
         return torch.Generator().manual_seed(int(generator))
-    raise ConfigError(f"generator must be a torch.Generator or an integer seed, "
-                      f"got {generator!r}")
+    raise ConfigError(f"generator must be a torch.Generator or an integer seed, got {generator!r}")
 
 
 class LinearVAE(nn.Module):
@@ -113,9 +116,16 @@ class LinearVAE(nn.Module):
     VAE Perspective on Posterior Collapse. NeurIPS 32.
     """
 
-    def __init__(self, data_dim: int, latent_dim: int, sigma2: float = 1.0,
-                 learn_sigma2: bool = True, *, generator=None,
-                 dtype: torch.dtype = torch.float64):
+    def __init__(
+        self,
+        data_dim: int,
+        latent_dim: int,
+        sigma2: float = 1.0,
+        learn_sigma2: bool = True,
+        *,
+        generator=None,
+        dtype: torch.dtype = torch.float64,
+    ):
         super().__init__()
         self.data_dim = d = _positive_int(data_dim, "data_dim")
         self.latent_dim = q = _positive_int(latent_dim, "latent_dim")
@@ -187,13 +197,16 @@ class LinearVAE(nn.Module):
         resid = e - m @ self.W.T
         d = torch.exp(self.log_D)
         trace = (d * (self.W * self.W).sum(0)).sum()  # tr(W D W^T) = sum_j d_j |w_j|^2
-        rec = -0.5 * (n * self.data_dim * (_LOG_2PI + self.log_sigma2)
-                      + ((resid * resid).sum() + n * trace) / self.sigma2)
+        rec = -0.5 * (
+            n * self.data_dim * (_LOG_2PI + self.log_sigma2)
+            + ((resid * resid).sum() + n * trace) / self.sigma2
+        )
         kl = self._kl_per_datum(m).sum()
         return {"elbo": rec - kl, "reconstruction": rec, "kl": kl}
 
-    def elbo_stochastic(self, x, generator: torch.Generator, n_samples: int = 1,
-                        analytic_kl: bool = False) -> dict[str, torch.Tensor]:
+    def elbo_stochastic(
+        self, x, generator: torch.Generator, n_samples: int = 1, analytic_kl: bool = False
+    ) -> dict[str, torch.Tensor]:
         """Reparameterised Monte Carlo estimate of the ELBO summed over the rows of x.
 
         z_s = V (x - mu) + D^{1/2} eps_s, eps_s ~ N(0, I) from ``generator``, and each
@@ -217,8 +230,7 @@ class LinearVAE(nn.Module):
         g = _as_generator(generator)
         s = _positive_int(n_samples, "n_samples")
         q_z = self.encoder(x)
-        eps = torch.randn((s, *q_z.mean.shape), generator=g, dtype=x.dtype,
-                          device=x.device)
+        eps = torch.randn((s, *q_z.mean.shape), generator=g, dtype=x.dtype, device=x.device)
         z = q_z.mean + q_z.base_dist.scale * eps  # (S, N, q)
         rec = self.decoder(z).log_prob(x).mean(0).sum()
         if analytic_kl:
@@ -257,12 +269,15 @@ class LinearVAE(nn.Module):
         try:
             mean, W, s2 = ppca.mean_, ppca.components_, ppca.sigma2_
         except AttributeError:
-            raise ConfigError("init_from_ppca needs a fitted PPCA (mean_, components_, "
-                              "sigma2_)") from None
+            raise ConfigError(
+                "init_from_ppca needs a fitted PPCA (mean_, components_, sigma2_)"
+            ) from None
         W = torch.as_tensor(np.asarray(W), dtype=self.W.dtype, device=self.W.device)
         if tuple(W.shape) != (self.data_dim, self.latent_dim):
-            raise ConfigError(f"the pPCA has W of shape {tuple(W.shape)}, the model needs "
-                              f"({self.data_dim}, {self.latent_dim})")
+            raise ConfigError(
+                f"the pPCA has W of shape {tuple(W.shape)}, the model needs "
+                f"({self.data_dim}, {self.latent_dim})"
+            )
         self.W.copy_(W)
         self.mu.copy_(torch.as_tensor(np.asarray(mean), dtype=self.W.dtype))
         self.log_sigma2.fill_(math.log(_positive_float(float(s2), "sigma2_")))
@@ -373,18 +388,23 @@ def fit_linear_vae(
         model.W.mul_(math.sqrt(s2_data * d / q))
         model.V.mul_(1.0 / math.sqrt(s2_data))
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-             if lr_schedule == "cosine" else None)
-    curves: dict[str, list] = {"step": [], "elbo_analytic_per_datum": [],
-                               "elbo_stochastic_per_datum": []}
+    sched = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+        if lr_schedule == "cosine"
+        else None
+    )
+    curves: dict[str, list] = {
+        "step": [],
+        "elbo_analytic_per_datum": [],
+        "elbo_stochastic_per_datum": [],
+    }
 
     def evaluate(step: int) -> bool:
         with torch.no_grad():
             record = {
                 "step": step,
                 "elbo_analytic_per_datum": float(model.elbo_analytic(x)["elbo"]) / n,
-                "elbo_stochastic_per_datum":
-                    float(model.elbo_stochastic(x, g, s)["elbo"]) / n,
+                "elbo_stochastic_per_datum": float(model.elbo_stochastic(x, g, s)["elbo"]) / n,
             }
         for key, value in record.items():
             curves[key].append(value)
@@ -399,7 +419,7 @@ def fit_linear_vae(
         else:
             if pos + bs > n:
                 perm, pos = torch.randperm(n, generator=g).to(x.device), 0
-            batch = x[perm[pos:pos + bs]]
+            batch = x[perm[pos : pos + bs]]
             pos += bs
         if analytic:
             elbo = model.elbo_analytic(batch)["elbo"]

@@ -78,8 +78,9 @@ def _check_params(x: torch.Tensor, mean: torch.Tensor, W: torch.Tensor) -> None:
         raise ConfigError(f"W must be 2-D (D, q), got shape {tuple(W.shape)}")
     d = W.shape[0]
     if tuple(mean.shape) != (d,):
-        raise ConfigError(f"mean must have shape ({d},) to match W {tuple(W.shape)}, "
-                          f"got {tuple(mean.shape)}")
+        raise ConfigError(
+            f"mean must have shape ({d},) to match W {tuple(W.shape)}, got {tuple(mean.shape)}"
+        )
     if x.shape[1] != d:
         raise DataError(f"x has {x.shape[1]} features but the model has D = {d}")
 
@@ -209,8 +210,9 @@ def _check_positive(value, name: str, allow_zero: bool = False) -> float:
         raise ConfigError(f"{name} must be a positive number, got {value!r}")
     value = float(value)
     if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(f"{name} must be {'>= 0' if allow_zero else '> 0'} and finite, "
-                          f"got {value}")
+        raise ConfigError(
+            f"{name} must be {'>= 0' if allow_zero else '> 0'} and finite, got {value}"
+        )
     return value
 
 
@@ -303,12 +305,16 @@ class PPCA:
     JRSS B 61(3), 611-622. Bishop (2006), PRML section 12.2.
     """
 
-    def __init__(self, n_components: int, sigma2: float | None = None, *,
-                 sigma2_floor: float | None = None):
+    def __init__(
+        self, n_components: int, sigma2: float | None = None, *, sigma2_floor: float | None = None
+    ):
         self.n_components = _check_n_components(n_components)
         self.sigma2 = None if sigma2 is None else _check_positive(sigma2, "sigma2")
-        self.sigma2_floor = (None if sigma2_floor is None
-                             else _check_positive(sigma2_floor, "sigma2_floor", allow_zero=True))
+        self.sigma2_floor = (
+            None
+            if sigma2_floor is None
+            else _check_positive(sigma2_floor, "sigma2_floor", allow_zero=True)
+        )
 
     # -- fitting ---------------------------------------------------------------------
     def fit(self, X, y=None) -> PPCA:
@@ -317,30 +323,38 @@ class PPCA:
         n, d = X.shape
         q = self.n_components
         if q >= d:
-            raise ConfigError(f"n_components must be < D = {d} (the number of features), "
-                              f"got {q}: with q >= D the noise variance is not identifiable")
+            raise ConfigError(
+                f"n_components must be < D = {d} (the number of features), "
+                f"got {q}: with q >= D the noise variance is not identifiable"
+            )
         if n < 2:
             raise DataError(f"pPCA needs at least 2 data points, got N = {n}")
         mean = X.mean(axis=0)
         Xc = X - mean
         vals, U = _spectrum(Xc, q)
         if vals[0] == 0.0:
-            raise DataError("every data point is identical (zero variance): the pPCA "
-                            "likelihood is unbounded")
+            raise DataError(
+                "every data point is identical (zero variance): the pPCA likelihood is unbounded"
+            )
         if self.sigma2 is not None:
             sigma2_ml = sigma2 = self.sigma2
             clipped = False
             floor = None
         else:
             sigma2_ml = float(vals[q:].sum() / (d - q))
-            floor = (_REL_SIGMA2_FLOOR * float(vals[0]) if self.sigma2_floor is None
-                     else self.sigma2_floor)
+            floor = (
+                _REL_SIGMA2_FLOOR * float(vals[0])
+                if self.sigma2_floor is None
+                else self.sigma2_floor
+            )
             clipped = sigma2_ml < floor
             sigma2 = max(sigma2_ml, floor)
             if sigma2 <= 0.0:
-                raise DataError(f"the data lie in a subspace of dimension <= q = {q}, so the "
-                                "maximum-likelihood sigma^2 is 0 and the likelihood is "
-                                "unbounded; set sigma2_floor > 0 or choose a smaller q")
+                raise DataError(
+                    f"the data lie in a subspace of dimension <= q = {q}, so the "
+                    "maximum-likelihood sigma^2 is 0 and the likelihood is "
+                    "unbounded; set sigma2_floor > 0 or choose a smaller q"
+                )
             if clipped:
                 warnings.warn(
                     f"PPCA: the maximum-likelihood sigma^2 = {sigma2_ml:.3g} (mean of the "
@@ -399,10 +413,16 @@ class PPCA:
         self._check_fitted()
         X = _as_data(X)
         if X.shape[1] != self.n_features_in_:
-            raise DataError(f"X has {X.shape[1]} features but the model was fitted with "
-                            f"D = {self.n_features_in_}")
-        return (torch.from_numpy(X), torch.from_numpy(self.mean_),
-                torch.from_numpy(self.components_), self.sigma2_)
+            raise DataError(
+                f"X has {X.shape[1]} features but the model was fitted with "
+                f"D = {self.n_features_in_}"
+            )
+        return (
+            torch.from_numpy(X),
+            torch.from_numpy(self.mean_),
+            torch.from_numpy(self.components_),
+            self.sigma2_,
+        )
 
     def score_samples(self, X) -> np.ndarray:
         """Per-datum exact log-likelihood log N(x_n; mu, C) in nats, (N,) ndarray."""
@@ -442,8 +462,11 @@ class PPCA:
         ``seed`` is an int or a ``numpy.random.Generator`` (required: no global RNG).
         """
         self._check_fitted()
-        if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) \
-                or n_samples < 1:
+        if (
+            isinstance(n_samples, bool)
+            or not isinstance(n_samples, numbers.Integral)
+            or n_samples < 1
+        ):
             raise ConfigError(f"n_samples must be an integer >= 1, got {n_samples!r}")
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         d, q = self.components_.shape

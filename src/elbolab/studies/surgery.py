@@ -1,0 +1,198 @@
+"""Study ``surgery``: how a VAE's KL term splits, for latent sizes 2, 10 and 20.
+
+Hoffman & Johnson ("ELBO surgery", 2016) write the average KL of the ELBO as
+
+    (1/N) sum_n KL(q(z | x_n) || p(z)) = I_q(n; z) + KL(q(z) || p(z)),
+
+with q(z) = (1/N) sum_n q(z | x_n) the aggregate posterior over the N training points
+and I_q(n; z) <= log N the index-code mutual information. For each latent size this
+study trains a VAE on the fixed binarized MNIST (50,000 training images) and reports
+the three terms over all N points (no minibatch approximation), with Monte Carlo
+standard errors, next to the reconstruction, the ELBO, the importance-sampled test
+log-likelihood and the active units (nats per datum throughout).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError
+from . import vae_runs
+
+NAME = "surgery"
+DESCRIPTION = "ELBO surgery of VAEs with latent sizes 2, 10, 20 on binarized MNIST"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Settings of the ``surgery`` study.
+
+    latents : latent sizes d, one VAE each.
+    hidden : encoder hidden widths (the decoder mirrors them).
+    epochs, batch_size, lr : Adam training with early stopping on the validation ELBO.
+    nll_k, nll_n : importance samples per image and test images for log p(x).
+    n_train : use the first n_train training images (None = all 50,000).
+    """
+
+    latents: tuple[int, ...] = (2, 10, 20)
+    hidden: tuple[int, ...] = (200, 200)
+    epochs: int = 15
+    batch_size: int = 100
+    lr: float = 1e-3
+    nll_k: int = 5000
+    nll_n: int = 500
+    n_train: int | None = None
+    seed: int = 0
+
+    def validate(self) -> None:
+        if not self.latents or min(self.latents) < 1:
+            raise ConfigError(f"latents must be integers >= 1, got {self.latents}")
+        for name in ("epochs", "batch_size", "nll_k", "nll_n"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.n_train is not None and self.n_train < 2:
+            raise ConfigError(f"n_train must be >= 2, got {self.n_train}")
+
+
+PRESETS = {
+    "smoke": Config(latents=(2, 3), hidden=(32,), epochs=1, nll_k=20, nll_n=50, n_train=500),
+    "default": Config(),
+    # Hoffman & Johnson: the architecture and training of Kingma & Welling-style VAEs run
+    # to convergence; 784-500-500 MLPs, the whole test set.
+    "paper": Config(hidden=(500, 500), epochs=300, nll_n=10000),
+}
+
+
+def prepare(cfg: Config, data_root=None) -> dict:
+    return vae_runs.load(data_root, cfg.n_train)
+
+
+def run(cfg: Config, data: dict, rundir):
+    per_d, arrays, timings = {}, {}, {}
+    for d in cfg.latents:
+        spec = {"latent": d, "hidden": cfg.hidden}
+        done = vae_runs.train_and_evaluate(spec, data, cfg, rundir, key=f"vae_d{d}")
+        r = dict(done["result"])
+        for name in ("valid_loss", "train_loss", "kl_per_dimension"):
+            arrays[f"{name}_d{d}"] = r.pop(name)
+        timings[f"train_seconds_d{d}"] = r["train_seconds"]
+        timings[f"evaluate_seconds_d{d}"] = r["evaluate_seconds"]
+        per_d[str(d)] = r
+    metrics = {
+        "data": {
+            "source": "binarized MNIST (Larochelle & Murray 2011)",
+            "n_train": len(data["train"]),
+            "n_valid": len(data["valid"]),
+            "n_test": len(data["test"]),
+            "normalization": "nats per datum",
+        },
+        "surgery": per_d,
+        "timings": timings,
+    }
+    return metrics, arrays
+
+
+def render(rundir):
+    from ..report import Report, plots
+
+    m = rundir.read_json("metrics.json")
+    arr = rundir.load_arrays()
+    cfg = rundir.read_json("config.json")["config"]
+    ds = [int(d) for d in m["surgery"]]
+    rows = [m["surgery"][str(d)] for d in ds]
+    n = m["data"]["n_train"]
+    report = Report(
+        "ELBO surgery of VAEs on binarized MNIST",
+        f"{n:,} training images; nats per datum; hidden layers {cfg['hidden']}",
+    )
+    report.paragraph(
+        "Average KL = index-code mutual information I(n; z) + marginal KL(q(z) || p(z)), "
+        f"with q(z) the average of the encoder's posteriors over all {n:,} training images "
+        f"(Hoffman & Johnson 2016). I(n; z) is at most log N = {rows[0]['log_n']:.3f} nats. "
+        "Errors are Monte Carlo standard errors (one sample per image)."
+    )
+    fig, ax = plots.new_figure()
+    x = np.arange(len(ds))
+    width = 0.25
+    for i, (key, label) in enumerate(
+        (
+            ("average_kl", "average KL"),
+            ("mutual_information", "mutual information I(n; z)"),
+            ("marginal_kl", "marginal KL(q(z) || p(z))"),
+        )
+    ):
+        ax.bar(
+            x + (i - 1) * width,
+            [r[key] for r in rows],
+            width,
+            yerr=[2 * r[f"{key}_se"] for r in rows],
+            label=label,
+        )
+    ax.axhline(rows[0]["log_n"], color="k", ls="--", lw=1, label=f"log N = {rows[0]['log_n']:.2f}")
+    ax.set_xticks(x, [f"d = {d}" for d in ds])
+    ax.set_xlabel("latent size")
+    ax.set_ylabel("nats per datum")
+    ax.legend(frameon=False)
+    report.figure(
+        rundir.save_figure(fig, "surgery_terms"),
+        f"The surgery terms per latent size ({n:,} training images, nats per datum; error bars "
+        "two Monte Carlo standard errors). The average KL is the sum of the other two.",
+    )
+    report.table(
+        [
+            "d",
+            "reconstruction",
+            "average KL",
+            "I(n; z)",
+            "marginal KL",
+            "log N",
+            "train ELBO",
+            "test ELBO",
+            "test NLL",
+            "active units",
+        ],
+        [
+            [
+                d,
+                f"{r['reconstruction']:.2f} ± {r['reconstruction_se']:.2f}",
+                f"{r['average_kl']:.3f} ± {r['average_kl_se']:.3f}",
+                f"{r['mutual_information']:.3f} ± {r['mutual_information_se']:.3f}",
+                f"{r['marginal_kl']:.3f} ± {r['marginal_kl_se']:.3f}",
+                f"{r['log_n']:.3f}",
+                f"{r['train_elbo']:.2f}",
+                f"{r['test_elbo']:.2f}",
+                f"{r['test_nll']:.2f} ± {r['test_nll_se']:.2f}",
+                f"{r['active_units']} / {d}",
+            ]
+            for d, r in zip(ds, rows, strict=True)
+        ],
+        caption=(
+            "Nats per datum. Surgery terms and train ELBO over the training images; test ELBO "
+            f"over the {m['data']['n_test']:,} test images; test NLL = -log p(x) by importance "
+            f"sampling with k = {rows[0]['nll_k']} on the first {rows[0]['nll_n']} test images "
+            "(± standard error over images). Active units: Cov_x(E_q[z_i]) > 0.01."
+        ),
+    )
+    fig, axes = plots.new_figure(width=11, height=4, ncols=2)
+    for d in ds:
+        v = arr[f"valid_loss_d{d}"]
+        axes[0].plot(np.arange(1, len(v) + 1), -v, label=f"d = {d}")
+        kl = np.sort(arr[f"kl_per_dimension_d{d}"])[::-1]
+        axes[1].plot(np.arange(1, len(kl) + 1), kl, marker="o", label=f"d = {d}")
+    axes[0].set_xlabel("epoch")
+    axes[0].set_ylabel("validation ELBO (nats per datum)")
+    axes[1].set_xlabel("latent dimension (sorted)")
+    axes[1].set_ylabel("average KL of the dimension (nats)")
+    for ax in axes:
+        ax.legend(frameon=False)
+    report.figure(
+        rundir.save_figure(fig, "training_and_kl_per_dimension"),
+        f"Left: validation ELBO per epoch ({m['data']['n_valid']:,} images). Right: KL per latent "
+        "dimension averaged over the training images, largest first; dimensions near 0 are "
+        "collapsed.",
+    )
+    return report

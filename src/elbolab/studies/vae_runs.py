@@ -1,0 +1,176 @@
+"""Training and evaluating one VAE on binarized MNIST: shared by the ``surgery`` and ``zoo``
+studies so that both report the same numbers the same way.
+
+Every number is in nats per datum. The evaluation of a trained model gives
+
+- on the test set: the ELBO (analytic KL for the standard-normal prior, 10-sample Monte
+  Carlo otherwise), its reconstruction and KL terms, and the importance-sampled
+  log-likelihood with ``nll_k`` samples on the first ``nll_n`` test images (its negative
+  is the test NLL papers report);
+- on the whole training set (the N the mutual information refers to): the ELBO-surgery
+  terms with the aggregate posterior q(z) over all N points, and the active units.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+
+import numpy as np
+import torch
+
+from ..data import load_binarized_mnist
+from ..diagnostics import (
+    active_units,
+    collapsed_fraction,
+    kl_per_dimension,
+    log_likelihood,
+    surgery_model,
+)
+from ..models import VAE
+from ..models.trainer import train
+from ..objectives import elbo, elbo_loss, iwae_loss
+
+
+def load(data_root=None, n_train: int | None = None) -> dict:
+    """The fixed binarization (Larochelle & Murray 2011) as float32 tensors."""
+    data = {
+        split: torch.as_tensor(load_binarized_mnist(data_root, split), dtype=torch.float32)
+        for split in ("train", "valid", "test")
+    }
+    if n_train is not None:
+        data["train"] = data["train"][:n_train]
+    return data
+
+
+def make_model(spec: dict, seed: int) -> VAE:
+    """A VAE from a spec dict (``latent``, ``hidden``, ``prior``, ``n_pseudo``)."""
+    return VAE(
+        784,
+        spec["latent"],
+        hidden=tuple(spec["hidden"]),
+        likelihood="bernoulli",
+        prior=spec.get("prior", "normal"),
+        n_pseudo=spec.get("n_pseudo", 500),
+        generator=seed,
+    )
+
+
+def loss_for(spec: dict):
+    """``loss_fn(model, x, generator)`` of a spec: beta-ELBO or IWAE-k (DReG for the encoder)."""
+    if spec.get("objective", "elbo") == "iwae":
+        return functools.partial(iwae_loss, k=spec["k"], dreg=True)
+    return functools.partial(elbo_loss, beta=spec.get("beta", 1.0))
+
+
+def fit(
+    spec: dict,
+    data: dict,
+    seed: int,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    checkpoint,
+    init_state: dict | None = None,
+) -> tuple[VAE, dict]:
+    """Train one model (resuming from ``checkpoint``); early stopping on the validation loss.
+
+    ``init_state`` starts from another model's parameters (IWAE fine-tuned from a VAE).
+    """
+    model = make_model(spec, seed)
+    if init_state is not None:
+        model.load_state_dict(init_state)
+    elif spec.get("prior") == "vamp":
+        model.init_pseudo_inputs(data["train"], generator=seed)
+    history = train(
+        model,
+        loss_for(spec),
+        data["train"],
+        data["valid"],
+        generator=seed + 1,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        patience=max(3, epochs // 5),
+        checkpoint=checkpoint,
+    )
+    return model, history
+
+
+def evaluate(
+    model: VAE, data: dict, seed: int, nll_k: int, nll_n: int, surgery_samples: int = 1
+) -> dict:
+    """Test ELBO terms, test log-likelihood, surgery terms and active units (nats per datum)."""
+    model.eval()
+    test = data["test"]
+    started = time.perf_counter()
+    with torch.no_grad():
+        sums = {"elbo": 0.0, "reconstruction": 0.0, "kl": 0.0}
+        gen = torch.Generator().manual_seed(seed)
+        # One sample per image: the KL is analytic for N(0, I) and a one-sample Monte
+        # Carlo estimate for the VampPrior; both are unbiased and averaged over the test set.
+        for i0 in range(0, len(test), 1000):
+            terms = elbo(model, test[i0 : i0 + 1000], gen)
+            for key in sums:
+                sums[key] += float(terms[key])
+    out = {f"test_{k}": v / len(test) for k, v in sums.items()}
+    ll = log_likelihood(model, test[:nll_n], k=nll_k, generator=seed + 1)
+    out.update(
+        test_nll=-ll["mean_log_likelihood"],
+        test_nll_se=ll["se_mean"],
+        test_nll_se_mc=ll["se_mean_mc"],
+        nll_k=nll_k,
+        nll_n=min(nll_n, len(test)),
+    )
+    s = surgery_model(model, data["train"], generator=seed + 2, n_samples=surgery_samples)
+    mu, std = s["mu"], s["std"]
+    kl_dims = kl_per_dimension(mu, std)
+    out.update(
+        reconstruction=s["average_reconstruction"],
+        reconstruction_se=s["se_average_reconstruction"],
+        mutual_information=s["mutual_info"],
+        mutual_information_se=s["se_mutual_info"],
+        marginal_kl=s["marginal_kl"],
+        marginal_kl_se=s["se_marginal_kl"],
+        average_kl=s["average_kl"],
+        average_kl_se=s["se_average_kl"],
+        log_n=math.log(len(data["train"])),
+        train_elbo=s["average_elbo"],
+        active_units=int(active_units(mu)["count"]),
+        collapsed_fraction=collapsed_fraction(kl_dims, epsilon=0.01, delta=0.01),
+        kl_per_dimension=kl_dims.mean(0).numpy(),
+        evaluate_seconds=time.perf_counter() - started,
+    )
+    return out
+
+
+def train_and_evaluate(
+    spec: dict, data: dict, cfg, rundir, key: str, init_state: dict | None = None
+) -> dict:
+    """One model end to end with checkpoints under ``key``; returns its numbers and state."""
+    done = rundir.load_checkpoint(key)
+    if done is not None:
+        return done
+    epochs = spec.get("epochs", cfg.epochs)
+    model, history = fit(
+        spec,
+        data,
+        cfg.seed,
+        epochs,
+        cfg.batch_size,
+        cfg.lr,
+        checkpoint=rundir.checkpoints / f"{key}_trainer",
+        init_state=init_state,
+    )
+    result = evaluate(model, data, cfg.seed + 10, cfg.nll_k, cfg.nll_n)
+    result.update(
+        epochs_run=history["epochs_run"],
+        best_epoch=history["best_epoch"],
+        train_seconds=history["seconds"],
+        valid_loss=np.asarray(history["valid_loss"]),
+        train_loss=np.asarray(history["train_loss"]),
+    )
+    done = {"result": result, "state": {k: v.clone() for k, v in model.state_dict().items()}}
+    rundir.save_checkpoint(key, done)
+    return done
