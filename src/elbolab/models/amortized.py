@@ -32,6 +32,7 @@ from .vae import DiagonalNormal, make_generator
 __all__ = [
     "FAMILIES",
     "MLP",
+    "EnsembleMLP",
     "Amortized",
     "Linearized",
     "empirical_ntk",
@@ -123,6 +124,59 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+class EnsembleMLP(nn.Module):
+    """R independent MLPs evaluated together: ``(R, B, in_dim) -> (R, B, out_dim)``.
+
+    Model r has its own weights (stacked on a leading axis and applied with batched
+    matrix products), so R replicates train in one optimizer step instead of R Python
+    loops; Adam's per-coordinate updates keep them independent. Standard (PyTorch-style)
+    initialization, model r's weights drawn from ``seeds[r]``.
+
+    Parameters
+    ----------
+    seeds : sequence of int
+        One seed per model (R = len(seeds)).
+    in_dim, out_dim, width, depth, activation : as :class:`MLP`.
+    """
+
+    def __init__(
+        self,
+        seeds,
+        in_dim: int,
+        out_dim: int,
+        width: int = 128,
+        depth: int = 2,
+        activation: str = "relu",
+        dtype: torch.dtype = torch.float64,
+    ):
+        super().__init__()
+        if activation not in _ACTIVATIONS:
+            raise ConfigError(
+                f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}"
+            )
+        sizes = [in_dim] + [width] * depth + [out_dim]
+        weights, biases = [], []
+        for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+            bound = 1.0 / math.sqrt(a)
+            w, c = [], []
+            for seed in seeds:
+                gen = torch.Generator().manual_seed(int(seed) * 1000 + len(weights))
+                w.append((torch.rand(a, b, generator=gen, dtype=dtype) * 2 - 1) * bound)
+                c.append((torch.rand(1, b, generator=gen, dtype=dtype) * 2 - 1) * bound)
+            weights.append(nn.Parameter(torch.stack(w)))
+            biases.append(nn.Parameter(torch.stack(c)))
+        self.weights, self.biases = nn.ParameterList(weights), nn.ParameterList(biases)
+        self.activation = _ACTIVATIONS[activation]()
+        self.n_models = len(seeds)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            x = torch.baddbmm(b, x, w)
+            if i < len(self.weights) - 1:
+                x = self.activation(x)
+        return x
 
 
 class Linearized(nn.Module):

@@ -27,9 +27,11 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import ConfigError
-from . import landscape, lda, linear, surgery, zoo
+from . import fkl, landscape, lda, linear, surgery, zoo
 
-STUDIES: dict[str, types.ModuleType] = {m.NAME: m for m in (lda, landscape, linear, surgery, zoo)}
+STUDIES: dict[str, types.ModuleType] = {
+    m.NAME: m for m in (lda, landscape, linear, surgery, zoo, fkl)
+}
 
 
 def get(name: str) -> types.ModuleType:
