@@ -332,8 +332,12 @@ def _plane(f, kind: str, xa, xb, pivots, n_points: int, seed: int) -> dict:
     """ELBO on one plane, and the NEB path and the straight line projected onto it."""
     d = float((xb - xa).norm())
     if kind == "path":
-        far, _ = farthest_from_line(pivots, xa, xb)
-        center, u, v, _ = plane_through(xa, xb, pivots[far])
+        far, off = farthest_from_line(pivots, xa, xb)
+        third = pivots[far]
+        if off <= 1e-9 * d:  # the path never left the line: any plane through it shows it
+            u_rand, _ = random_gaussian_directions(xa.shape[0], generator=seed)
+            third = 0.5 * (xa + xb) + 0.1 * d * u_rand / u_rand.norm()
+        center, u, v, _ = plane_through(xa, xb, third)
         coords, _ = project(pivots, center, u, v)
         reach_x = max(0.5 * d, float(coords[:, 0].abs().max())) * 1.25
         y_lo, y_hi = float(coords[:, 1].min()), float(coords[:, 1].max())
