@@ -72,25 +72,11 @@ def prepare(cfg: Config, data_root=None) -> dict:
 
 
 def run(cfg: Config, data: dict, rundir):
-    per_d, arrays, timings = {}, {}, {}
-    for d in cfg.latents:
-        spec = {"latent": d, "hidden": cfg.hidden}
-        done = vae_runs.train_and_evaluate(spec, data, cfg, rundir, key=f"vae_d{d}")
-        r = dict(done["result"])
-        for name in ("valid_loss", "train_loss", "kl_per_dimension"):
-            arrays[f"{name}_d{d}"] = r.pop(name)
-        timings[f"train_seconds_d{d}"] = r["train_seconds"]
-        timings[f"evaluate_seconds_d{d}"] = r["evaluate_seconds"]
-        per_d[str(d)] = r
+    specs = {f"d{d}": {"latent": d, "hidden": cfg.hidden} for d in cfg.latents}
+    results, arrays, timings = vae_runs.run_all(specs, data, cfg, rundir)
     metrics = {
-        "data": {
-            "source": "binarized MNIST (Larochelle & Murray 2011)",
-            "n_train": len(data["train"]),
-            "n_valid": len(data["valid"]),
-            "n_test": len(data["test"]),
-            "normalization": "nats per datum",
-        },
-        "surgery": per_d,
+        "data": vae_runs.data_summary(data),
+        "surgery": {str(d): results[f"d{d}"] for d in cfg.latents},
         "timings": timings,
     }
     return metrics, arrays

@@ -149,32 +149,16 @@ def prepare(cfg: Config, data_root=None) -> dict:
 
 
 def run(cfg: Config, data: dict, rundir):
-    zoo, arrays, timings, states = {}, {}, {}, {}
-    for name, spec in specs(cfg).items():
-        init = states["vae"] if spec.get("objective") == "iwae" and cfg.iwae_from_vae else None
-        done = vae_runs.train_and_evaluate(spec, data, cfg, rundir, key=name, init_state=init)
-        states[name] = done["state"]
-        r = dict(done["result"])
-        for field in ("valid_loss", "train_loss", "kl_per_dimension"):
-            arrays[f"{field}_{name}"] = r.pop(field)
+    models = specs(cfg)
+    iwae = f"iwae_k{cfg.iwae_k}"
+    warm = {iwae: "vae"} if cfg.iwae_from_vae else {}
+    zoo, arrays, timings = vae_runs.run_all(models, data, cfg, rundir, warm_start=warm)
+    for name, r in zoo.items():
         r["kl"] = r["test_kl"]
-        r["label"] = spec["label"]
+        r["label"] = models[name]["label"]
         if name in PUBLISHED:
             r["published_test_nll"], r["published_setting"] = PUBLISHED[name]
-        timings[f"train_seconds_{name}"] = r["train_seconds"]
-        timings[f"evaluate_seconds_{name}"] = r["evaluate_seconds"]
-        zoo[name] = r
-    metrics = {
-        "data": {
-            "source": "binarized MNIST (Larochelle & Murray 2011, fixed binarization)",
-            "n_train": len(data["train"]),
-            "n_valid": len(data["valid"]),
-            "n_test": len(data["test"]),
-            "normalization": "nats per datum",
-        },
-        "zoo": zoo,
-        "timings": timings,
-    }
+    metrics = {"data": vae_runs.data_summary(data), "zoo": zoo, "timings": timings}
     return metrics, arrays
 
 
