@@ -48,6 +48,7 @@ import re
 import secrets
 import shutil
 import sys
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -348,6 +349,20 @@ class RunDir:
             raise ConfigError(
                 f"{target}: cannot read checkpoint ({exc}); rerun with --overwrite"
             ) from exc
+
+    def cached(self, key: str, compute: Callable[[], Any], timings: dict | None = None) -> Any:
+        """``compute()`` once: checkpointed under ``key`` and reused on resume.
+
+        Its wall time (from the run that computed it) goes to ``timings[KEY_seconds]``.
+        """
+        saved = self.load_checkpoint(key)
+        if saved is None:
+            started = time.perf_counter()
+            saved = {"value": compute(), "seconds": time.perf_counter() - started}
+            self.save_checkpoint(key, saved)
+        if timings is not None:
+            timings[f"{key}_seconds"] = saved["seconds"]
+        return saved["value"]
 
     def clear_checkpoints(self) -> None:
         """Remove the checkpoints folder (after a run has completed)."""

@@ -30,7 +30,6 @@ the whole set; these are simpler than the paper's set transformer and CNN.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -411,13 +410,7 @@ def run(cfg: Config, inputs: dict, rundir):
     timings = {}
 
     def cached(key, compute):
-        value = rundir.load_checkpoint(key)
-        if value is None:
-            started = time.perf_counter()
-            value = {"value": compute(), "seconds": time.perf_counter() - started}
-            rundir.save_checkpoint(key, value)
-        timings[f"{key}_seconds"] = value["seconds"]
-        return value["value"]
+        return rundir.cached(key, compute, timings)
 
     # 1. Width.
     gauss = ConjugateGaussian(seed=cfg.seed)

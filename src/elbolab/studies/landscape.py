@@ -26,7 +26,6 @@ setting of the learning rate can produce NaN.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -235,15 +234,6 @@ def prepare(cfg: Config, data_root=None) -> dict:
 # --------------------------------------------------------------------------- steps
 
 
-def _cached(rundir, key: str, compute):
-    """``compute()`` once: its result is checkpointed under ``key`` and reused on resume."""
-    done = rundir.load_checkpoint(key)
-    if done is None:
-        done = compute()
-        rundir.save_checkpoint(key, done)
-    return done
-
-
 def _fit(cfg: Config, k: int, restarts: int, max_iter: int, train, rundir, key: str) -> dict:
     fit_cfg = lda_study.Config(
         topics=(k,),
@@ -254,7 +244,6 @@ def _fit(cfg: Config, k: int, restarts: int, max_iter: int, train, rundir, key: 
         eta=cfg.eta,
         seed=cfg.seed,
     )
-    started = time.perf_counter()
     model = lda_study.fit_one(fit_cfg, k, train, rundir, key=key)
     return {
         "lam": np.stack([r.components for r in model.restarts_]),
@@ -269,7 +258,6 @@ def _fit(cfg: Config, k: int, restarts: int, max_iter: int, train, rundir, key: 
         "converged": [len(r.history) < max_iter for r in model.restarts_],
         "alpha": model.alpha_,
         "eta": model.eta_,
-        "seconds": time.perf_counter() - started,
     }
 
 
@@ -403,21 +391,10 @@ def run(cfg: Config, inputs: dict, rundir, show_progress=True):
     k = cfg.n_topics
 
     def timed(name, compute):
-        def wrapped():
-            started = time.perf_counter()
-            out = compute()
-            out["seconds"] = time.perf_counter() - started
-            return out
-
-        out = _cached(rundir, name, wrapped)
-        timings[f"{name}_seconds"] = out["seconds"]
-        return out
+        return rundir.cached(name, compute, timings)
 
     # 1. The maxima.
-    fit = _cached(
-        rundir, "fit", lambda: _fit(cfg, k, cfg.restarts, cfg.max_iter, train, rundir, "fit_lda")
-    )
-    timings["fit_seconds"] = fit["seconds"]
+    fit = timed("fit", lambda: _fit(cfg, k, cfg.restarts, cfg.max_iter, train, rundir, "fit_lda"))
     lam = fit["lam"]
     prof = LDAObjective(train, k, fit["alpha"], fit["eta"], mode="profile")
 
@@ -686,9 +663,7 @@ def _collect(cfg, inputs, fit, pair, lines, neb_p, auto, bez, full, planes, read
         },
         "sweeps": {
             name: {
-                value: {
-                    k: v for k, v in point.items() if k not in ("bottleneck_history", "seconds")
-                }
+                value: {k: v for k, v in point.items() if k != "bottleneck_history"}
                 for value, point in points.items()
             }
             for name, points in sweeps.items()

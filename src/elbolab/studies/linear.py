@@ -23,7 +23,6 @@ N-1 would put the "exact" value below an ELBO (a public reproduction reported an
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -349,14 +348,7 @@ def run(cfg: Config, inputs: dict, rundir):
     timings = {}
 
     def cached(key, compute):
-        value = rundir.load_checkpoint(key)
-        if value is None:
-            started = time.perf_counter()
-            value = compute()
-            value = {"value": value, "seconds": time.perf_counter() - started}
-            rundir.save_checkpoint(key, value)
-        timings[f"{key}_seconds"] = value["seconds"]
-        return value["value"]
+        return rundir.cached(key, compute, timings)
 
     p1 = cached("part1", lambda: part1(cfg, x))
     p2 = cached("part2", lambda: part2(cfg, x))
