@@ -238,9 +238,17 @@ def _cluster_fit(
     opt = torch.optim.Adam(ens.parameters(), lr=cfg.cluster_lr)
     gen = torch.Generator().manual_seed(cfg.seed + 2)
 
-    def simulate(g, n):  # n = R * B fresh data sets, shaped (R, B, ...)
+    def q_flat(x):  # x (R * B, n_obs), replicate-major -> q with batch (R * B,)
+        q = q_fn(x.reshape(r, -1, model.n_obs))
+        return DiagonalNormal(q.loc.reshape(-1, d), q.scale.reshape(-1, d))
+
+    def q_observed(x):  # x (R, n_obs): replicate r's own data set -> q with batch (R,)
+        q = q_fn(x[:, None])
+        return DiagonalNormal(q.loc[:, 0], q.scale[:, 0])
+
+    def simulate(g, n):  # pairs (u, x) from the joint, u = z / scale
         z, x = model.simulate(g, n)
-        return z.reshape(r, -1, d) / model.scale, x.reshape(r, -1, model.n_obs)
+        return z / model.scale, x
 
     def lj(u, x):  # u (S, R, d) in scaled units, x (R, n_obs)
         return model.log_joint(u * model.scale, x) + log_scale
@@ -249,11 +257,10 @@ def _cluster_fit(
     for _ in progress(range(cfg.cluster_steps), desc=desc, unit="step", leave=False):
         opt.zero_grad()
         if objective == "fkl":
-            z, x = simulate(gen, r * cfg.cluster_batch)
-            loss = -q_fn(x).log_prob(z).mean(1).sum()
+            # Each replicate trains on its own cluster_batch fresh data sets per step.
+            loss = forward_kl(q_flat, simulate, r * cfg.cluster_batch, gen)["loss"]
         else:
-            q_single = lambda x: _squeeze(q_fn(x[:, None]))  # noqa: E731
-            loss = elbo_amortized(q_single, lj, x_obs, gen, cfg.cluster_samples)["loss"]
+            loss = elbo_amortized(q_observed, lj, x_obs, gen, cfg.cluster_samples)["loss"]
         loss.backward()
         opt.step()
     with torch.no_grad():
@@ -268,10 +275,6 @@ def _cluster_fit(
         "ordered": ordered.numpy(),
         "recovered": recovered.numpy(),
     }
-
-
-def _squeeze(q: DiagonalNormal) -> DiagonalNormal:
-    return DiagonalNormal(q.loc[:, 0], q.scale[:, 0])
 
 
 # --------------------------------------------------------------------------- 3. rotated
