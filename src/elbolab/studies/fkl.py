@@ -641,7 +641,7 @@ def render(rundir):
     axes[2].set_xlabel("angle (degrees)")
     axes[2].set_ylabel("exact posterior density (per radian)")
     axes[2].set_yscale("log")
-    axes[2].set_ylim(1e-12, None)
+    axes[2].set_ylim(1e-12, 10 * float(np.exp(arr["rotated_log_posterior"]).max()))
     report.figure(
         rundir.save_figure(fig, "rotated_angles"),
         f"{r['n_images']} MNIST digits rotated by {r['true_angle_deg']} degrees with noise sd "
