@@ -370,7 +370,7 @@ def _rotated(cfg: Config, templates: torch.Tensor) -> dict:
     def eval_fkl(i):
         with torch.no_grad():
             q = vm(x_obs[None])
-            lq = q.log_prob(grid[None, :] - 0.0)  # von Mises is normalized on any 2 pi window
+            lq = q.log_prob(grid[None, :])  # von Mises is normalized on any 2 pi window
             f, r = _kls(log_p, lq, step)
         fk_steps.append(i)
         fk_angle.append(float(_deg(q.loc.numpy())[0]))

@@ -513,9 +513,12 @@ def run(cfg: Config, inputs: dict, rundir, show_progress=True):
         for value in progress(
             values, desc=f"sweep {name}", disable=None if show_progress else True
         ):
+            # Keyed by the full setting, so a point two sweeps share (the default learning
+            # rate at the default pivots, say) is computed once.
+            point = {"lr": cfg.neb_lr, "n_pivots": cfg.n_pivots, "spring": cfg.spring, key: value}
             sweeps[name][str(value)] = timed(
-                f"sweep_{name}_{value}",
-                lambda key=key, value=value: _sweep_point(prof, xa, xb, cfg, **{key: value}),
+                "sweep_lr{lr}_N{n_pivots}_k{spring}".format(**point),
+                lambda point=point: _sweep_point(prof, xa, xb, cfg, **point),
             )
     sweeps["topics"] = {}
     for kk in progress(cfg.sweep_topics, desc="sweep K", disable=None if show_progress else True):

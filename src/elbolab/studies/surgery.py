@@ -26,36 +26,20 @@ DESCRIPTION = "ELBO surgery of VAEs with latent sizes 2, 10, 20 on binarized MNI
 
 
 @dataclass(frozen=True)
-class Config:
-    """Settings of the ``surgery`` study.
+class Config(vae_runs.TrainingConfig):
+    """Settings of the ``surgery`` study (training settings: ``vae_runs.TrainingConfig``).
 
     latents : latent sizes d, one VAE each.
     hidden : encoder hidden widths (the decoder mirrors them).
-    epochs, batch_size, lr : Adam training with early stopping on the validation ELBO.
-    nll_k, nll_n : importance samples per image and test images for log p(x).
-    n_train : use a seeded random subset of n_train training images (None = all 50,000).
     """
 
     latents: tuple[int, ...] = (2, 10, 20)
     hidden: tuple[int, ...] = (200, 200)
-    epochs: int = 50
-    batch_size: int = 100
-    lr: float = 1e-3
-    nll_k: int = 5000
-    nll_n: int = 500
-    n_train: int | None = None
-    seed: int = 0
 
     def validate(self) -> None:
+        super().validate()
         if not self.latents or min(self.latents) < 1:
             raise ConfigError(f"latents must be integers >= 1, got {self.latents}")
-        for name in ("epochs", "batch_size", "nll_k", "nll_n"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
-        if self.n_train is not None and self.n_train < 2:
-            raise ConfigError(f"n_train must be >= 2, got {self.n_train}")
 
 
 PRESETS = {

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -28,9 +29,37 @@ from ..diagnostics import (
     log_likelihood,
     surgery_model,
 )
+from ..errors import ConfigError
 from ..models import VAE
 from ..models.trainer import train
 from ..objectives import elbo, elbo_loss, iwae_loss
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Training and evaluation settings the ``surgery`` and ``zoo`` configs share.
+
+    epochs, batch_size, lr : Adam with early stopping on the validation loss.
+    nll_k, nll_n : importance samples per image and test images for the test NLL.
+    n_train : use a seeded random subset of n_train training images (None = all 50,000).
+    """
+
+    epochs: int = 50
+    batch_size: int = 100
+    lr: float = 1e-3
+    nll_k: int = 5000
+    nll_n: int = 500
+    n_train: int | None = None
+    seed: int = 0
+
+    def validate(self) -> None:
+        for name in ("epochs", "batch_size", "nll_k", "nll_n"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.n_train is not None and self.n_train < 2:
+            raise ConfigError(f"n_train must be >= 2, got {self.n_train}")
 
 
 def load(data_root=None, n_train: int | None = None, seed: int = 0) -> dict:

@@ -46,17 +46,14 @@ PUBLISHED = {
 
 
 @dataclass(frozen=True)
-class Config:
-    """Settings of the ``zoo`` study.
+class Config(vae_runs.TrainingConfig):
+    """Settings of the ``zoo`` study (training settings: ``vae_runs.TrainingConfig``).
 
     latent, hidden : latent size d and encoder hidden widths (decoder mirrors them).
     betas : beta-VAE weights besides beta = 1 (the VAE).
     iwae_k : importance samples of the IWAE objective.
     iwae_epochs : IWAE epochs; with ``iwae_from_vae`` they continue from the trained VAE.
     n_pseudo : VampPrior pseudo-inputs K.
-    epochs, batch_size, lr : Adam with early stopping on the validation loss.
-    nll_k, nll_n : importance samples per image and test images for the test NLL.
-    n_train : use a seeded random subset of n_train training images (None = all 50,000).
     """
 
     latent: int = 20
@@ -66,33 +63,14 @@ class Config:
     iwae_epochs: int = 5
     iwae_from_vae: bool = True
     n_pseudo: int = 500
-    epochs: int = 50
-    batch_size: int = 100
-    lr: float = 1e-3
-    nll_k: int = 5000
-    nll_n: int = 500
-    n_train: int | None = None
-    seed: int = 0
 
     def validate(self) -> None:
-        for name in (
-            "latent",
-            "iwae_k",
-            "iwae_epochs",
-            "n_pseudo",
-            "epochs",
-            "batch_size",
-            "nll_k",
-            "nll_n",
-        ):
+        super().validate()
+        for name in ("latent", "iwae_k", "iwae_epochs", "n_pseudo"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if any(not b > 0 for b in self.betas):
             raise ConfigError(f"betas must be > 0, got {self.betas}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
-        if self.n_train is not None and self.n_train < 2:
-            raise ConfigError(f"n_train must be >= 2, got {self.n_train}")
 
 
 PRESETS = {
