@@ -247,13 +247,7 @@ def _fit(cfg: Config, k: int, restarts: int, max_iter: int, train, rundir, key: 
     model = lda_study.fit_one(fit_cfg, k, train, rundir, key=key)
     return {
         "lam": np.stack([r.components for r in model.restarts_]),
-        "history": np.stack(
-            [
-                np.pad(r.history, (0, model.n_iter_ - len(r.history)), mode="edge")
-                for r in model.restarts_
-            ],
-            axis=1,
-        ),
+        "history": lda_study.restart_histories(model),
         "n_iter": [len(r.history) for r in model.restarts_],
         "converged": [len(r.history) < max_iter for r in model.restarts_],
         "alpha": model.alpha_,

@@ -154,6 +154,18 @@ def fit_one(cfg: Config, k: int, train: Corpus, rundir, show_progress=True, key=
     return model
 
 
+def restart_histories(model: LDA) -> np.ndarray:
+    """ELBO per iteration (n_iter_, R) of every restart; a restart that converged early
+    keeps its final value for the iterations the others still ran."""
+    return np.stack(
+        [
+            np.pad(r.history, (0, model.n_iter_ - len(r.history)), mode="edge")
+            for r in model.restarts_
+        ],
+        axis=1,
+    )
+
+
 def top_words(components: np.ndarray, vocab: list[str], n: int) -> list[list[str]]:
     """The n most probable words of every topic (rows of lambda), most probable first."""
     order = np.argsort(-components, axis=1)[:, :n]
@@ -187,7 +199,7 @@ def run(cfg: Config, inputs: dict, rundir, show_progress=True):
                 result["completion"] = model.completion_perplexity(observed, heldout)
             done = {
                 "result": result,
-                "history": np.stack([r.history for r in model.restarts_], axis=1),
+                "history": restart_histories(model),
                 "components": model.components_,
             }
             rundir.save_checkpoint(f"result_K{k}", done)
