@@ -1,5 +1,6 @@
 """The elbolab command end to end on a tiny corpus made here, and its bad-input contract."""
 
+import gzip
 import json
 import os
 from pathlib import Path
@@ -9,6 +10,7 @@ import pytest
 
 from elbolab import cli
 from elbolab.data import lda_corpus, write_ldac
+from elbolab.landscape import LDAObjective
 from elbolab.report import RunDir
 from elbolab.studies import lda as lda_study
 
@@ -25,7 +27,11 @@ def tiny(tmp_path_factory):
 
 
 def run(*args):
-    return cli.main([str(a) for a in args])
+    """The CLI; studies and fits run serially unless a test names a scheduler."""
+    args = [str(a) for a in args]
+    if args[0] in ("run", "lda") and "--scheduler" not in args:
+        args += ["--scheduler", "serial"]
+    return cli.main(args)
 
 
 def fit_args(tiny, out, *extra):
@@ -166,47 +172,118 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-BAD_CORPORA = {
-    "malformed pair": ("2 0:1 1-2\n", ":1"),
-    "word id outside vocabulary": ("2 0:1 9:2\n", ":1"),
-    "zero count": ("1 0:1\n2 0:0 1:1\n", ":2"),
-    "non-integer count": ("2 0:1 1:1.5\n", ":1"),
-    "header disagrees": ("3 0:1 1:2\n", ":1"),
+def _corpus(text: str, vocab: str = "a\nb\nc\n"):
+    """Args for `lda fit` on a corpus file holding ``text``."""
+
+    def build(tmp: Path):
+        dat, voc = _write(tmp / "bad.dat", text), _write(tmp / "bad.vocab", vocab)
+        return ("lda", "fit", "--topics", 2, "--corpus", dat, "--vocab", voc)
+
+    return build
+
+
+def _truncated_mnist(tmp: Path):
+    """The real MNIST training images cut off after 5000 bytes (a broken download)."""
+    source = Path(os.environ.get("ELBOLAB_DATA", "")) / "mnist"
+    if not (source / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip("ELBOLAB_DATA does not point at the dataset mirror")
+    (tmp / "root" / "mnist").mkdir(parents=True)
+    for f in source.iterdir():
+        data = f.read_bytes()
+        (tmp / "root" / "mnist" / f.name).write_bytes(
+            data[:5000] if "train-images" in f.name else data
+        )
+    return ("run", "linear", "--preset", "smoke", "--data", tmp / "root")
+
+
+def _malformed_amat(tmp: Path):
+    """Binarized MNIST whose second image has 783 pixels instead of 784."""
+    folder = tmp / "root" / "binarized_mnist"
+    folder.mkdir(parents=True)
+    lines = ["0 " * 783 + "1", "0 " * 782 + "1"]
+    for split in ("train", "valid", "test"):
+        with gzip.open(folder / f"binarized_mnist_{split}.amat.gz", "wt") as fh:
+            fh.write("\n".join(lines) + "\n")
+    return ("run", "surgery", "--preset", "smoke", "--data", tmp / "root")
+
+
+def _args(*args):
+    return lambda tmp: args
+
+
+def _nan_in_the_path(tmp: Path, monkeypatch):
+    """The ELBO turns NaN between the maxima: NEB must stop with a message, not write NaN."""
+    if not (Path(os.environ.get("ELBOLAB_DATA", "")) / "ap" / "ap.dat").exists():
+        pytest.skip("ELBOLAB_DATA does not point at the dataset mirror")
+    real = LDAObjective.__call__
+
+    def nan_inside(self, x):
+        values = real(self, x)
+        # Only where the optimizer asks for gradients: the straight line stays finite.
+        if x.requires_grad and values.ndim == 1 and len(values) > 2:
+            values = values.clone()
+            values[1:-1] = float("nan")
+        return values
+
+    monkeypatch.setattr(LDAObjective, "__call__", nan_inside)
+    return ("run", "landscape", "--preset", "smoke")
+
+
+# case -> (builder of the CLI arguments, a piece of the expected one-line message)
+BAD_INPUTS = {
+    "malformed pair": (_corpus("2 0:1 1-2\n"), "bad.dat:1"),
+    "truncated document": (_corpus("2 0:1 1:1\n2 0:1\n"), "bad.dat:2"),
+    "word id outside the vocabulary": (_corpus("2 0:1 9:2\n"), "bad.dat:1"),
+    "zero count": (_corpus("1 0:1\n2 0:0 1:1\n"), "bad.dat:2"),
+    "non-integer count": (_corpus("2 0:1 1:1.5\n"), "bad.dat:1"),
+    "empty corpus": (_corpus(""), "bad.dat"),
+    "empty vocabulary": (_corpus("1 0:1\n", vocab=""), "bad.vocab"),
+    "missing corpus": (
+        _args("lda", "fit", "--topics", 2, "--corpus", "/nonexistent/x.dat"),
+        "x.dat",
+    ),
+    "truncated MNIST download": (_truncated_mnist, "train-images-idx3-ubyte.gz"),
+    "malformed binarized MNIST": (_malformed_amat, "amat.gz:2"),
+    "unknown study": (_args("run", "nope", "--preset", "smoke"), "nope"),
+    "unknown preset": (_args("run", "lda", "--preset", "huge"), "huge"),
+    "unknown key": (_args("run", "lda", "--preset", "smoke", "--set", "topicz=3"), "topicz"),
+    "wrong type": (_args("run", "lda", "--preset", "smoke", "--set", "restarts=many"), "restarts"),
+    "K below 1": (_args("lda", "fit", "--topics", 0), "topics"),
+    "K below 1 in a study": (
+        _args("run", "lda", "--preset", "smoke", "--set", "topics=0"),
+        "topics",
+    ),
+    "negative alpha": (_args("lda", "fit", "--topics", 2, "--alpha", -1), "alpha"),
+    "zero eta": (_args("lda", "fit", "--topics", 2, "--eta", 0), "eta"),
+    "NaN learning rate": (
+        _args("run", "landscape", "--preset", "smoke", "--set", "neb_lr=nan"),
+        "neb_lr",
+    ),
+    "infinite spring": (
+        _args("run", "landscape", "--preset", "smoke", "--set", "spring=inf"),
+        "spring",
+    ),
+    "unknown scheduler": (
+        _args("run", "lda", "--preset", "smoke", "--scheduler", "udp://x:1"),
+        "scheduler",
+    ),
+    "NaN inside a path optimizer": (_nan_in_the_path, "stopped at iteration"),
 }
 
 
-@pytest.mark.parametrize("case", BAD_CORPORA)
-def test_bad_corpus_exits_2_names_file_and_line_and_writes_nothing(case, tmp_path, capsys):
-    text, line = BAD_CORPORA[case]
-    dat = _write(tmp_path / "bad.dat", text)
-    vocab = _write(tmp_path / "bad.vocab", "a\nb\nc\n")
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(case, tmp_path, capsys, monkeypatch):
+    build, expected = BAD_INPUTS[case]
+    if build is _nan_in_the_path:
+        args = build(tmp_path, monkeypatch)
+    else:
+        args = build(tmp_path)
     out = tmp_path / "out"
-    code = run("lda", "fit", "--topics", 2, "--out", out, "--corpus", dat, "--vocab", vocab)
+    code = run(*args, "--out", out)
     err = capsys.readouterr().err.strip()
-    assert code == 2
-    assert "bad.dat" in err and line in err and len(err.splitlines()) == 1
-    assert not out.exists()
-
-
-BAD_SETTINGS = {
-    "unknown study": ("run", "nope", "--preset", "smoke"),
-    "unknown preset": ("run", "lda", "--preset", "huge"),
-    "unknown key": ("run", "lda", "--preset", "smoke", "--set", "topicz=3"),
-    "wrong type": ("run", "lda", "--preset", "smoke", "--set", "restarts=many"),
-    "K below 1": ("lda", "fit", "--topics", 0),
-    "negative alpha": ("lda", "fit", "--topics", 2, "--alpha", -1),
-    "zero eta": ("lda", "fit", "--topics", 2, "--eta", 0),
-    "missing corpus": ("lda", "fit", "--topics", 2, "--corpus", "/nonexistent/x.dat"),
-}
-
-
-@pytest.mark.parametrize("case", BAD_SETTINGS)
-def test_bad_settings_exit_2_and_write_nothing(case, tmp_path, capsys):
-    out = tmp_path / "out"
-    code = run(*BAD_SETTINGS[case], "--out", out)
-    err = capsys.readouterr().err.strip()
-    assert code == 2
-    assert err.startswith("elbolab: error:") and len(err.splitlines()) == 1
+    assert code == 2, err
+    assert err.startswith("elbolab: error:") and len(err.splitlines()) == 1, err
+    assert expected in err
     assert not out.exists()
 
 

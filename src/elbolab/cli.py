@@ -25,6 +25,13 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    p.add_argument(
+        "--scheduler",
+        default="local",
+        help="where independent units (restarts, sweep points, models) run: local "
+        "(a Dask cluster sized to this machine, the default), local:N (N workers), "
+        "serial (this process), or tcp://HOST:PORT (an existing Dask scheduler)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,6 +139,7 @@ def _run(study, cfg, args, command: str) -> int:
         resume=args.resume,
         overwrite=args.overwrite,
         command=command,
+        scheduler=args.scheduler,
     )
     print(
         f"finished in {metrics['timings']['total_seconds']:.1f} s; "

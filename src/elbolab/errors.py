@@ -25,3 +25,8 @@ class DataError(ElbolabError, ValueError):
 
 class ConfigError(ElbolabError, ValueError):
     """An impossible or unknown setting (parameter name in the message)."""
+
+
+class NumericalError(ElbolabError, FloatingPointError):
+    """A computation reached NaN or infinity (a step too large, a setting out of range);
+    the message says where, and nothing with NaN in it is written."""

@@ -162,6 +162,8 @@ def test_json_round_trip_with_numpy_nan_and_dataclass(tmp_path):
     assert raw["z"] == 0.5 and raw["n"] == 7 and raw["flag"] is True
     dec = rd.read_json("metrics.json", decode_nonfinite=True)
     assert math.isnan(dec["nan"]) and dec["arr"][1] == [math.inf, -math.inf]
+    assert not rd.is_complete()  # metrics.json alone: the report is still to come
+    (rd / "report.html").write_text("<html></html>")
     assert rd.is_complete()
 
 

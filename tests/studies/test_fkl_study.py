@@ -20,7 +20,10 @@ def smoke_run(tmp_path_factory):
     if not root or not (Path(root) / "mnist").is_dir():
         pytest.skip("ELBOLAB_DATA does not point at the dataset mirror")
     out = tmp_path_factory.mktemp("fkl") / "run"
-    assert cli.main(["run", "fkl", "--preset", "smoke", "--out", str(out)]) == 0
+    assert (
+        cli.main(["run", "fkl", "--preset", "smoke", "--out", str(out), "--scheduler", "serial"])
+        == 0
+    )
     return out, json.loads((out / "metrics.json").read_text())
 
 

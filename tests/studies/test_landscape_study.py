@@ -24,14 +24,13 @@ def _data_root():
 def smoke_run(tmp_path_factory):
     _data_root()
     out = tmp_path_factory.mktemp("landscape") / "run"
-    assert cli.main(["run", "landscape", "--preset", "smoke", "--out", str(out)]) == 0
+    args = ["run", "landscape", "--preset", "smoke", "--out", str(out), "--scheduler", "serial"]
+    assert cli.main(args) == 0
     return out, json.loads((out / "metrics.json").read_text())
 
 
 def _without_timings(metrics):
-    metrics = dict(metrics)
-    metrics.pop("timings")
-    return metrics
+    return {k: v for k, v in metrics.items() if k not in ("timings", "scheduler")}
 
 
 def test_metrics_carry_every_barrier_and_the_alignment(smoke_run):
@@ -91,20 +90,23 @@ def test_report_has_every_figure(smoke_run):
     assert html.count("data:image/png;base64") == len(names)
 
 
-def test_an_interrupted_run_resumes_to_the_same_numbers(smoke_run, tmp_path, monkeypatch):
-    _, uninterrupted = smoke_run
+def test_a_local_cluster_gives_the_serial_numbers(smoke_run, tmp_path):
+    _, serial = smoke_run
     out = tmp_path / "run"
-    real = landscape._plane
+    args = ["run", "landscape", "--preset", "smoke", "--out", str(out), "--scheduler", "local:2"]
+    assert cli.main(args) == 0
+    on_cluster = json.loads((out / "metrics.json").read_text())
+    assert on_cluster["scheduler"].startswith("local Dask cluster, 2 workers")
+    # Numba's parallel reductions in the full-mode objective sum in an order that depends
+    # on the worker's threads: equal to ~1e-15 relative, not always bit for bit.
+    assert _flatten(_without_timings(on_cluster)) == pytest.approx(
+        _flatten(_without_timings(serial)), rel=1e-12
+    )
 
-    def crash(*args, **kwargs):
-        raise KeyboardInterrupt
 
-    monkeypatch.setattr(landscape, "_plane", crash)
-    assert cli.main(["run", "landscape", "--preset", "smoke", "--out", str(out)]) != 0
-    assert not (out / "metrics.json").exists()
-    assert (out / "checkpoints" / "neb_profile.pkl").exists()
-
-    monkeypatch.setattr(landscape, "_plane", real)
-    assert cli.main(["run", "landscape", "--preset", "smoke", "--out", str(out), "--resume"]) == 0
-    resumed = json.loads((out / "metrics.json").read_text())
-    assert _without_timings(resumed) == _without_timings(uninterrupted)
+def _flatten(obj, prefix=""):
+    if isinstance(obj, dict):
+        return {k: v for key in obj for k, v in _flatten(obj[key], f"{prefix}.{key}").items()}
+    if isinstance(obj, list):
+        return {k: v for i, x in enumerate(obj) for k, v in _flatten(x, f"{prefix}[{i}]").items()}
+    return {prefix: obj}

@@ -17,7 +17,10 @@ def _run(study, tmp_path_factory):
     if not root or not (Path(root) / "binarized_mnist").is_dir():
         pytest.skip("ELBOLAB_DATA does not point at the dataset mirror")
     out = tmp_path_factory.mktemp(study) / "run"
-    assert cli.main(["run", study, "--preset", "smoke", "--out", str(out)]) == 0
+    assert (
+        cli.main(["run", study, "--preset", "smoke", "--out", str(out), "--scheduler", "serial"])
+        == 0
+    )
     return out, json.loads((out / "metrics.json").read_text())
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, NumericalError
 from ..progress import progress
 from .paths import (
     _OPTIMIZERS,
@@ -177,7 +177,7 @@ def bezier(
     ------
     ConfigError
         Bad arguments.
-    FloatingPointError
+    NumericalError
         f or its gradient is NaN/inf at the starting curve, or at a trial step even after
         ``max_halvings`` halvings, or on the final curve; the message names the iteration.
     """
@@ -216,7 +216,7 @@ def bezier(
     w = bernstein(t, degree)
     values, grad = _value_and_grad(f, w @ theta)
     if _bad_rows(values, grad).any():
-        raise FloatingPointError(
+        raise NumericalError(
             "Bezier: iteration 0 (starting curve): f or its gradient is NaN/inf at sampled "
             "points of the straight segment; start from points where f is finite"
         )
@@ -243,14 +243,14 @@ def bezier(
                 if h == 0 and _bad_rows(*_value_and_grad(f, w @ theta)).any():
                     # No step size can help: the current curve itself is not finite at the
                     # newly drawn t (it left f's domain between earlier samples).
-                    raise FloatingPointError(
+                    raise NumericalError(
                         f"Bezier stopped at iteration {it}: f or its gradient is NaN/inf on "
                         f"the current curve at newly sampled t; the curve leaves f's domain "
                         f"between control points (pass project= to keep the control points "
                         f"in a convex domain, which keeps the whole curve inside it)"
                     )
                 if h == max_halvings:
-                    raise FloatingPointError(
+                    raise NumericalError(
                         f"Bezier stopped at iteration {it}: f or its gradient is NaN/inf on "
                         f"the curve even after {max_halvings} step halvings (pass project= to "
                         f"keep the control points inside f's domain, or check f)"
@@ -273,7 +273,7 @@ def bezier(
     dense = _values(f, dense_pts, batch_size)
     pivots, pivot_values = dense_pts[::per_segment].clone(), dense[::per_segment].clone()
     if not torch.isfinite(dense).all():
-        raise FloatingPointError(
+        raise NumericalError(
             f"Bezier: after iteration {n_iter} f is NaN/inf on the final curve (its domain is "
             f"not convex along the curve, or project= is missing)"
         )

@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, NumericalError
 from ..progress import progress
 
 __all__ = [
@@ -350,10 +350,14 @@ def barrier(values_on_path, f_a, f_b) -> float:
     if vals.numel() == 0:
         raise ConfigError("barrier: values_on_path is empty")
     low = min(float(f_a), float(f_b))
-    values = [low, float(vals.min())]
-    if not all(math.isfinite(v) for v in values):
-        raise ConfigError("barrier: values are not finite")
-    return max(0.0, low - values[1])
+    bad = int((~torch.isfinite(vals)).sum())
+    if bad or not math.isfinite(low):
+        raise NumericalError(
+            f"barrier: f is NaN/inf at {bad} of {vals.numel()} points on the path"
+            + ("" if math.isfinite(low) else " and at an endpoint")
+            + "; no barrier can be measured"
+        )
+    return max(0.0, low - float(vals.min()))
 
 
 def dense_points(pivots: torch.Tensor, per_segment: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
@@ -528,7 +532,7 @@ def _relax(
     the domain, (string) reparameterization, and one batched evaluation of the trial
     path. Pivots whose trial value or gradient is not finite get their step halved and
     the trial is re-evaluated; after ``max_halvings`` halvings, or if f stops being finite
-    at the fixed endpoints, a FloatingPointError names the iteration.
+    at the fixed endpoints, a NumericalError (a FloatingPointError) names the iteration.
     """
     label = method.upper() if method == "neb" else "AutoNEB"
     n_int = path.shape[0] - 2
@@ -536,7 +540,7 @@ def _relax(
     bad = _bad_rows(values, grad)
     if bad.any():
         rows = torch.nonzero(bad).flatten().tolist()
-        raise FloatingPointError(
+        raise NumericalError(
             f"{label}: iteration {iteration_offset} (starting path): f or its gradient is "
             f"NaN/inf at pivot(s) {rows}; start from points where f is finite"
         )
@@ -569,14 +573,14 @@ def _relax(
                     break
                 where = f"iteration {iteration_offset + it}"
                 if bad[0] or bad[-1]:
-                    raise FloatingPointError(
+                    raise NumericalError(
                         f"{label} stopped at {where}: f or its gradient became NaN/inf at a "
                         f"fixed endpoint, where it was finite before; f must be a "
                         f"deterministic, finite function of its input"
                     )
                 if h == max_halvings:
                     rows = torch.nonzero(bad).flatten().tolist()
-                    raise FloatingPointError(
+                    raise NumericalError(
                         f"{label} stopped at {where}: f or its gradient is NaN/inf at "
                         f"pivot(s) {rows} even after {max_halvings} step halvings; f is "
                         f"not finite arbitrarily close to the current path (pass project= "
@@ -627,7 +631,7 @@ def _finish(
     dense = dense_values(f, path, per_segment, batch_size)
     _, positions = dense_points(path, per_segment)
     if not torch.isfinite(dense).all():
-        raise FloatingPointError(
+        raise NumericalError(
             f"{method}: the optimized pivots are finite, but f is NaN/inf on the straight "
             f"segments between them (f's domain is not convex along the path); use "
             f"per_segment=1 to evaluate the pivots only"
@@ -791,7 +795,7 @@ def neb(
     ------
     ConfigError
         Bad arguments, or ``f`` does not return a differentiable ``(P,)`` tensor.
-    FloatingPointError
+    NumericalError
         f or its gradient is NaN/inf at the start, at an endpoint, or at a pivot even
         after ``max_halvings`` step halvings; the message names the iteration.
     """

@@ -41,14 +41,14 @@ documents caught early in a poor configuration stay there.)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from scipy import special
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, NumericalError
 from . import _lda_kernels as kernels
 
 __all__ = ["LDA", "LDAState", "Restart", "dirichlet_expectation", "elbo"]
@@ -320,11 +320,14 @@ class LDA:
         scores = self._doc_scores(X, beta, gamma, alpha, ratio)
         return lam, gamma, beta, scores, ratio, scores.sum(1) + topic_term
 
-    def initial_state(self, X, lam: np.ndarray | None = None) -> LDAState:
+    def initial_state(self, X, lam: np.ndarray | None = None, restarts=None) -> LDAState:
         """The state a fit starts from: given topics ``lam`` (R, K, V) or random ones.
 
         Random topics have Gamma(100, 1/100) entries (as Hoffman's onlineldavb and
-        scikit-learn), restart r drawn from ``numpy.random.default_rng([seed, r])``.
+        scikit-learn), restart r drawn from ``numpy.random.default_rng([seed, r])``,
+        for r in ``restarts`` (default ``range(n_restarts)``). Fitting restarts
+        ``[r]`` alone gives restart r's result of the whole batch, so restarts can be
+        fitted apart (on several workers) and joined with :meth:`merged`.
         Pass the result to :meth:`fit` to start several tools from the same topics.
         """
         alpha, _ = self._priors()
@@ -335,7 +338,7 @@ class LDA:
                     np.random.default_rng([self.seed, r]).gamma(
                         100.0, 0.01, (self.n_topics, X.shape[1])
                     )
-                    for r in range(self.n_restarts)
+                    for r in (range(self.n_restarts) if restarts is None else restarts)
                 ]
             )
         lam = np.array(lam, dtype=np.float64)
@@ -418,9 +421,7 @@ class LDA:
             previous = bound[a]
             bound[a] = step[-1]
             if not np.all(np.isfinite(bound[a])):
-                raise FloatingPointError(
-                    f"LDA ELBO became non-finite at iteration {len(history) + 1}"
-                )
+                raise NumericalError(f"LDA ELBO became non-finite at iteration {len(history) + 1}")
             n_iter[a] += 1
             if self.tol > 0:
                 done[a] = (bound[a] - previous) / np.abs(bound[a]) < self.tol
@@ -439,9 +440,7 @@ class LDA:
         return self
 
     def _set_result(self, lam, gamma, history, n_iter, alpha, eta):
-        self.alpha_, self.eta_ = alpha, eta
-        self.n_iter_ = len(history)
-        self.restarts_ = [
+        restarts = [
             Restart(
                 elbo=float(history[-1, r]),
                 history=history[: n_iter[r], r].copy(),
@@ -451,12 +450,49 @@ class LDA:
             )
             for r in range(lam.shape[0])
         ]
-        self.best_ = int(np.argmax(history[-1]))
-        best = self.restarts_[self.best_]
+        self._adopt(restarts, len(history), alpha, eta)
+
+    def _adopt(self, restarts: list[Restart], n_iter: int, alpha: float, eta: float):
+        """Set the fitted attributes from finished restarts; the best one is chosen."""
+        self.alpha_, self.eta_ = alpha, eta
+        self.n_iter_ = n_iter
+        self.restarts_ = restarts
+        self.best_ = int(np.argmax([r.elbo for r in restarts]))
+        best = restarts[self.best_]
         self.components_ = best.components
         self.gamma_ = best.gamma
         self.elbo_ = best.elbo
         self.history_ = best.history
+
+    @classmethod
+    def merged(cls, fits: list[LDA]) -> LDA:
+        """One fitted LDA holding the restarts of ``fits`` (same settings and data), in
+        order: what one batched fit of all of them gives, with ``n_iter_`` the longest
+        run."""
+        if not fits:
+            raise ValueError("merged needs at least one fitted LDA")
+        for fit in fits:
+            fit._check_fitted()
+        first = fits[0]
+        model = cls(
+            n_topics=first.n_topics,
+            alpha=first.alpha,
+            eta=first.eta,
+            max_iter=first.max_iter,
+            tol=first.tol,
+            n_restarts=sum(len(f.restarts_) for f in fits),
+            seed=first.seed,
+            e_step_tol=first.e_step_tol,
+            max_e_step_iter=first.max_e_step_iter,
+        )
+        restarts = [r for f in fits for r in f.restarts_]
+        model._adopt(
+            [replace(r, index=i) for i, r in enumerate(restarts)],
+            max(f.n_iter_ for f in fits),
+            first.alpha_,
+            first.eta_,
+        )
+        return model
 
     def _check_fitted(self):
         if not hasattr(self, "components_"):

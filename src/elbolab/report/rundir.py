@@ -19,11 +19,11 @@ Conventions
   the previous version of the file (or no file) and removes its temporary file, so a
   file that exists is always complete. One helper, :func:`atomic_write`, does this for
   JSON, arrays, checkpoints, figures and the report alike.
-* **metrics.json marks completion.** Studies write ``metrics.json`` after every other
-  result and ``report.html`` after it. Together with atomic writes, this means a crash
-  can never leave a directory that looks finished: a directory without
-  ``metrics.json`` is an unfinished run (:meth:`RunDir.is_complete`), and ``--resume``
-  continues it from its checkpoints.
+* **metrics.json and report.html mark completion.** Studies write ``metrics.json``
+  after every other result and ``report.html`` after it. Together with atomic writes,
+  this means a crash can never leave a directory that looks finished: a directory
+  without both is an unfinished run (:meth:`RunDir.is_complete`), and ``--resume``
+  continues it from its checkpoints, which are removed only after the report.
 * **Existing directories are protected.** A non-empty directory is refused unless
   ``resume`` or ``overwrite`` is given, and neither option touches a non-empty folder
   that has no ``config.json`` (it is not a run directory, perhaps a typo for one), so a
@@ -48,21 +48,22 @@ import re
 import secrets
 import shutil
 import sys
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
+from elbolab.cluster import Serial
 from elbolab.errors import ConfigError
+from elbolab.progress import progress
 
 __all__ = ["RunDir", "atomic_write", "to_jsonable", "from_jsonable"]
 
 # Folders that RunDir itself creates: a directory holding only these, empty, is a run
 # that crashed before writing anything and counts as empty.
 _OWN_SUBDIRS = ("figures", "checkpoints")
-_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 
@@ -223,6 +224,9 @@ class RunDir:
         so that the study can continue from its checkpoints.
     overwrite : bool
         Empty an existing run directory (one with ``config.json``) first.
+    dispatcher : Serial or DaskDispatcher, optional
+        Where :meth:`cached_map` runs its units (see :mod:`elbolab.cluster`); default
+        in this process. A pickled RunDir (one sent to a worker) runs them serially.
 
     Raises
     ------
@@ -241,7 +245,15 @@ class RunDir:
         ``path / "checkpoints"`` (created by the first :meth:`save_checkpoint`).
     """
 
-    def __init__(self, path: str | os.PathLike, *, resume: bool = False, overwrite: bool = False):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        resume: bool = False,
+        overwrite: bool = False,
+        dispatcher=None,
+    ):
+        self.dispatcher = dispatcher or Serial()
         if resume and overwrite:
             raise ConfigError("pass either --resume or --overwrite, not both")
         self.path = Path(path).expanduser()
@@ -265,6 +277,10 @@ class RunDir:
         self.figures = self.path / "figures"
         self.figures.mkdir(exist_ok=True)
         self.checkpoints = self.path / "checkpoints"
+
+    def __getstate__(self):
+        # A unit that runs on a worker gets the directory, not the cluster client.
+        return {**self.__dict__, "dispatcher": Serial()}
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -351,18 +367,44 @@ class RunDir:
             ) from exc
 
     def cached(self, key: str, compute: Callable[[], Any], timings: dict | None = None) -> Any:
-        """``compute()`` once: checkpointed under ``key`` and reused on resume.
+        """``compute()`` once, in this process: checkpointed under ``key`` and reused on
+        resume. Its wall time (from the run that computed it) goes to
+        ``timings[KEY_seconds]``. For independent units use :meth:`cached_map`."""
+        return self.cached_map({key: compute}, timings, dispatcher=Serial())[key]
 
-        Its wall time (from the run that computed it) goes to ``timings[KEY_seconds]``.
+    def cached_map(
+        self,
+        units: Mapping[str, Callable[[], Any]],
+        timings: dict | None = None,
+        desc: str = "units",
+        dispatcher=None,
+    ) -> dict[str, Any]:
+        """:meth:`cached` for independent units, run through :attr:`dispatcher`.
+
+        ``units`` maps checkpoint keys to functions of no arguments whose results
+        depend only on their own settings and seeds. Units with a checkpoint are
+        loaded; the others run (on a cluster, at once) and each result is checkpointed
+        the moment it arrives. Returns key -> value in the order of ``units``, with
+        each unit's wall time in ``timings[KEY_seconds]`` (also in that order).
+        ``dispatcher`` overrides :attr:`dispatcher` for this call.
         """
-        saved = self.load_checkpoint(key)
-        if saved is None:
-            started = time.perf_counter()
-            saved = {"value": compute(), "seconds": time.perf_counter() - started}
-            self.save_checkpoint(key, saved)
+        dispatcher = dispatcher or self.dispatcher
+        done = {key: self.load_checkpoint(key) for key in units}
+        missing = {key: fn for key, fn in units.items() if done[key] is None}
+        if missing:
+            with progress(
+                total=len(missing),
+                desc=desc,
+                unit="unit",
+                disable=True if len(missing) < 2 else None,
+            ) as bar:
+                for key, value, seconds in dispatcher.map(missing):
+                    done[key] = {"value": value, "seconds": seconds}
+                    self.save_checkpoint(key, done[key])
+                    bar.update(1)
         if timings is not None:
-            timings[f"{key}_seconds"] = saved["seconds"]
-        return saved["value"]
+            timings.update({f"{key}_seconds": done[key]["seconds"] for key in units})
+        return {key: done[key]["value"] for key in units}
 
     def clear_checkpoints(self) -> None:
         """Remove the checkpoints folder (after a run has completed)."""
@@ -393,5 +435,6 @@ class RunDir:
     # -- state --------------------------------------------------------------------------
 
     def is_complete(self) -> bool:
-        """True once ``metrics.json`` exists, i.e. the run finished (see module docstring)."""
-        return (self.path / "metrics.json").is_file()
+        """True once ``metrics.json`` and ``report.html`` exist: the run finished (a
+        crash between the two leaves its checkpoints, and ``--resume`` ends it)."""
+        return (self.path / "metrics.json").is_file() and (self.path / "report.html").is_file()

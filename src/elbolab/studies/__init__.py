@@ -19,14 +19,17 @@ write is atomic, so a directory without ``metrics.json`` is an unfinished run.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
+import shutil
 import time
 import types
 import typing
 from pathlib import Path
 
 from .. import __version__
-from ..errors import ConfigError
+from ..errors import ConfigError, ElbolabError
 from . import fkl, landscape, lda, linear, surgery, zoo
 
 STUDIES: dict[str, types.ModuleType] = {
@@ -93,7 +96,12 @@ def _parse(hint, text: str, key: str):
                 return False
             raise ValueError(text)
         if hint in (int, float, str):
-            return hint(text)
+            value = hint(text)
+            if hint is float and not math.isfinite(value):
+                # No setting means anything at NaN or infinity; it would only surface
+                # later as NaN results.
+                raise ConfigError(f"setting {key!r} must be a finite number, got {text!r}")
+            return value
     except ValueError:
         raise ConfigError(
             f"setting {key!r} expects {getattr(hint, '__name__', hint)}, got {text!r}"
@@ -101,19 +109,48 @@ def _parse(hint, text: str, key: str):
     raise ConfigError(f"setting {key!r} cannot be set from the command line")
 
 
-def run_study(study, cfg, out, *, data_root=None, resume=False, overwrite=False, command=""):
+def run_study(
+    study,
+    cfg,
+    out,
+    *,
+    data_root=None,
+    resume=False,
+    overwrite=False,
+    command="",
+    scheduler: str | None = None,
+):
     """Run ``study`` with ``cfg`` into run directory ``out``; returns the metrics dict.
 
     With ``resume`` an unfinished run continues from its checkpoints (and a finished
-    one is only re-rendered); its saved config must equal ``cfg``.
+    one is only re-rendered); its saved config must equal ``cfg``. ``scheduler`` says
+    where independent units run (:func:`elbolab.cluster.make_dispatcher`; default in
+    this process); the results do not depend on it.
     """
-    from ..report import RunDir, to_jsonable  # report sits above studies; imported on use
+    from ..cluster import make_dispatcher
 
     if hasattr(cfg, "validate"):
         cfg.validate()
+    dispatcher = make_dispatcher(scheduler)
     inputs = study.prepare(cfg, data_root)
+    out = Path(out).expanduser()
+    new = not out.exists() or (out.is_dir() and not any(out.iterdir()))
+    try:
+        with contextlib.closing(dispatcher):
+            return _run_in(study, cfg, inputs, out, resume, overwrite, command, dispatcher)
+    except ElbolabError:
+        # Bad input found mid-run (a setting that drives a path to NaN, say) leaves no
+        # half-written directory behind; an interrupted run keeps its checkpoints.
+        if new and out.is_dir():
+            shutil.rmtree(out)
+        raise
+
+
+def _run_in(study, cfg, inputs, out, resume, overwrite, command, dispatcher) -> dict:
+    from ..report import RunDir, to_jsonable
+
     record = {"study": study.NAME, "config": dataclasses.asdict(cfg), "command": command}
-    rundir = RunDir(out, resume=resume, overwrite=overwrite)
+    rundir = RunDir(out, resume=resume, overwrite=overwrite, dispatcher=dispatcher)
     if resume and (rundir.path / "config.json").exists():
         saved = rundir.read_json("config.json")
         if saved.get("study") != study.NAME or saved.get("config") != to_jsonable(record["config"]):
@@ -132,6 +169,7 @@ def run_study(study, cfg, out, *, data_root=None, resume=False, overwrite=False,
         "study": study.NAME,
         "version": __version__,
         "seed": getattr(cfg, "seed", None),
+        "scheduler": dispatcher.description,
         "timings": {"total_seconds": time.perf_counter() - started, **metrics.pop("timings", {})},
         **metrics,
     }
@@ -148,7 +186,7 @@ def render(rundir) -> Path:
 
     if not isinstance(rundir, RunDir):
         rundir = RunDir(rundir, resume=True)
-    if not rundir.is_complete():
+    if not (rundir.path / "metrics.json").is_file():
         raise ConfigError(f"{rundir.path} has no metrics.json: the run has not finished")
     record = rundir.read_json("config.json")
     metrics = rundir.read_json("metrics.json")

@@ -27,6 +27,7 @@ setting of the learning rate can produce NaN.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -52,7 +53,6 @@ from ..landscape import (
     random_gaussian_directions,
     random_sign_directions,
 )
-from ..progress import progress
 from . import lda as lda_study
 
 NAME = "landscape"
@@ -244,7 +244,7 @@ def _fit(cfg: Config, k: int, restarts: int, max_iter: int, train, rundir, key: 
         eta=cfg.eta,
         seed=cfg.seed,
     )
-    model = lda_study.fit_one(fit_cfg, k, train, rundir, key=key)
+    model = lda_study.fit_restarts(fit_cfg, k, train, rundir, key)
     return {
         "lam": np.stack([r.components for r in model.restarts_]),
         "history": lda_study.restart_histories(model),
@@ -378,153 +378,161 @@ def _endpoint_vectors(obj, lam: np.ndarray, pair: dict):
 # --------------------------------------------------------------------------- run
 
 
-def run(cfg: Config, inputs: dict, rundir, show_progress=True):
+def run(cfg: Config, inputs: dict, rundir):
     train = inputs["train"]
-    vocab = inputs["corpus"].vocab
     timings = {}
     k = cfg.n_topics
 
     def timed(name, compute):
         return rundir.cached(name, compute, timings)
 
-    # 1. The maxima.
+    # 1. The maxima (the restarts run as independent units).
     fit = timed("fit", lambda: _fit(cfg, k, cfg.restarts, cfg.max_iter, train, rundir, "fit_lda"))
     lam = fit["lam"]
     prof = LDAObjective(train, k, fit["alpha"], fit["eta"], mode="profile")
 
-    # 2. Alignment and straight lines.
+    # 2. Alignment.
     pair = timed("align", lambda: _choose_pair(prof, lam, cfg.distinct_min))
     xa, xb, xb_unaligned = _endpoint_vectors(prof, lam, pair)
-    lines = timed(
-        "lines",
-        lambda: {
+
+    # 3. Lines, paths and sweeps from the aligned maxima: independent units.
+    units = {
+        "lines": lambda: {
             "unaligned": _line(prof, xa, xb_unaligned, cfg.n_pivots),
             "aligned": _line(prof, xa, xb, cfg.n_pivots),
         },
-    )
-
-    # 3. Paths between the aligned maxima.
-    neb_p = timed("neb_profile", lambda: _path_record(_neb_profile(prof, xa, xb, cfg), True))
-    pivots = torch.from_numpy(neb_p["pivots"])
-    auto = timed(
-        "autoneb",
-        lambda: _path_record(
-            autoneb(
-                prof,
-                xa,
-                xb,
-                cycles=cfg.autoneb_cycles,
-                steps=cfg.autoneb_steps,
-                lr=cfg.neb_lr,
-                climbing=True,
-                generator=cfg.seed,
-                batch_size=16,
-            ),
-            False,
-        ),
-    )
-    bez = timed(
-        "bezier",
-        lambda: _path_record(
-            bezier(
-                prof,
-                xa,
-                xb,
-                degree=cfg.bezier_degree,
-                steps=cfg.bezier_steps,
-                lr=cfg.neb_lr,
-                n_t=cfg.bezier_n_t,
-                generator=cfg.seed,
-                batch_size=16,
-            ),
-            False,
-        ),
-    )
-
-    def full_mode():
-        full = LDAObjective(train, k, fit["alpha"], fit["eta"], mode="full")
-        fa = full.to_vector(lam[pair["a"]])
-        fb = full.to_vector(apply_permutation(lam[pair["b"]], pair["permutation"], 0))
-        line = _line(full, fa, fb, cfg.n_pivots)
-        path = neb(
-            full,
-            fa,
-            fb,
-            n_pivots=cfg.n_pivots,
-            steps=cfg.full_steps,
-            lr=cfg.full_lr,
-            spring=cfg.spring,
-            climbing=True,
-            generator=cfg.seed,
-            batch_size=4,
-        )
-        return {"line": line, "neb": _path_record(path, False)}
-
-    full = timed("full", full_mode)
-
-    # 4. Planes.
-    planes = {}
-    for i, kind in enumerate(("path", "gaussian", "sign")):
-        planes[kind] = timed(
-            f"plane_{kind}",
-            lambda kind=kind, i=i: _plane(
-                prof, kind, xa, xb, pivots, cfg.plane_points, cfg.seed + i
-            ),
-        )
-
-    # 5. Reading the path: topics and document completion at every pivot.
-    def reading():
-        lam_path = prof.components(pivots).numpy()
-        idx = sorted({0, len(lam_path) // 3, (2 * len(lam_path)) // 3, len(lam_path) - 1})
-        line_pivots = linear_path(xa, xb, len(lam_path))
-        scores = {}
-        for name, observed, heldout in (
-            ("test", inputs["observed"], inputs["heldout"]),
-            ("train", inputs["train_observed"], inputs["train_heldout"]),
-        ):
-            scores[name] = {
-                "neb": prof.heldout_scores(pivots, observed, heldout)["per_token"],
-                "linear": prof.heldout_scores(line_pivots, observed, heldout)["per_token"],
-                "n_tokens": int(heldout.n_tokens),
-                "n_docs": int(heldout.n_docs),
-            }
-        return {
-            "pivots_shown": idx,
-            "top_words": _top_words_along(lam_path, idx, vocab, cfg.top_words),
-            "scores": scores,
-        }
-
-    read = timed("reading", reading)
-
-    # 6. Sweeps (profile mode, NEB from the same aligned maxima).
-    sweeps = {}
+        "neb_profile": lambda: _path_record(_neb_profile(prof, xa, xb, cfg), True),
+        "autoneb": lambda: _path_record(_autoneb(prof, xa, xb, cfg), False),
+        "bezier": lambda: _path_record(_bezier(prof, xa, xb, cfg), False),
+        "full": partial(_full_mode, cfg, train, fit, pair),
+    }
+    sweep_keys = {}
     for name, values, key in (
         ("lr", cfg.sweep_lrs, "lr"),
         ("pivots", cfg.sweep_pivots, "n_pivots"),
         ("spring", cfg.sweep_springs, "spring"),
     ):
-        sweeps[name] = {}
-        for value in progress(
-            values, desc=f"sweep {name}", disable=None if show_progress else True
-        ):
+        for value in values:
             # Keyed by the full setting, so a point two sweeps share (the default learning
             # rate at the default pivots, say) is computed once.
             point = {"lr": cfg.neb_lr, "n_pivots": cfg.n_pivots, "spring": cfg.spring, key: value}
-            sweeps[name][str(value)] = timed(
-                "sweep_lr{lr}_N{n_pivots}_k{spring}".format(**point),
-                lambda point=point: _sweep_point(prof, xa, xb, cfg, **point),
+            unit = "sweep_lr{lr}_N{n_pivots}_k{spring}".format(**point)
+            units[unit] = partial(_sweep_point, prof, xa, xb, cfg, **point)
+            sweep_keys[(name, str(value))] = unit
+    for kk in cfg.sweep_topics:
+        units[f"sweep_topics_{kk}"] = partial(_topic_point, cfg, kk, inputs, rundir)
+        sweep_keys[("topics", str(kk))] = f"sweep_topics_{kk}"
+    done = rundir.cached_map(units, timings, desc="landscape paths and sweeps")
+    sweeps = {name: {} for name in ("lr", "pivots", "spring", "topics")}
+    for (name, value), unit in sweep_keys.items():
+        sweeps[name][value] = done[unit]
+    neb_p = done["neb_profile"]
+    pivots = torch.from_numpy(neb_p["pivots"])
+
+    # 4. Planes through the NEB path and at random.
+    planes = rundir.cached_map(
+        {
+            f"plane_{kind}": partial(
+                _plane, prof, kind, xa, xb, pivots, cfg.plane_points, cfg.seed + i
             )
-    sweeps["topics"] = {}
-    for kk in progress(cfg.sweep_topics, desc="sweep K", disable=None if show_progress else True):
-        sweeps["topics"][str(kk)] = timed(
-            f"sweep_topics_{kk}", lambda kk=kk: _topic_point(cfg, kk, inputs, rundir)
-        )
+            for i, kind in enumerate(("path", "gaussian", "sign"))
+        },
+        timings,
+        desc="planes",
+    )
+    planes = {name.removeprefix("plane_"): value for name, value in planes.items()}
+
+    # 5. Reading the path: topics and document completion at every pivot.
+    read = timed("reading", partial(_reading, prof, pivots, xa, xb, inputs, cfg))
 
     metrics, arrays = _collect(
-        cfg, inputs, fit, pair, lines, neb_p, auto, bez, full, planes, read, sweeps
+        cfg,
+        inputs,
+        fit,
+        pair,
+        done["lines"],
+        neb_p,
+        done["autoneb"],
+        done["bezier"],
+        done["full"],
+        planes,
+        read,
+        sweeps,
     )
     metrics["timings"] = timings
     return metrics, arrays
+
+
+def _autoneb(prof, xa, xb, cfg: Config):
+    return autoneb(
+        prof,
+        xa,
+        xb,
+        cycles=cfg.autoneb_cycles,
+        steps=cfg.autoneb_steps,
+        lr=cfg.neb_lr,
+        climbing=True,
+        generator=cfg.seed,
+        batch_size=16,
+    )
+
+
+def _bezier(prof, xa, xb, cfg: Config):
+    return bezier(
+        prof,
+        xa,
+        xb,
+        degree=cfg.bezier_degree,
+        steps=cfg.bezier_steps,
+        lr=cfg.neb_lr,
+        n_t=cfg.bezier_n_t,
+        generator=cfg.seed,
+        batch_size=16,
+    )
+
+
+def _full_mode(cfg: Config, train, fit: dict, pair: dict) -> dict:
+    """The straight line and NEB in full mode (phi and gamma in the parameters)."""
+    lam = fit["lam"]
+    full = LDAObjective(train, cfg.n_topics, fit["alpha"], fit["eta"], mode="full")
+    fa = full.to_vector(lam[pair["a"]])
+    fb = full.to_vector(apply_permutation(lam[pair["b"]], pair["permutation"], 0))
+    line = _line(full, fa, fb, cfg.n_pivots)
+    path = neb(
+        full,
+        fa,
+        fb,
+        n_pivots=cfg.n_pivots,
+        steps=cfg.full_steps,
+        lr=cfg.full_lr,
+        spring=cfg.spring,
+        climbing=True,
+        generator=cfg.seed,
+        batch_size=4,
+    )
+    return {"line": line, "neb": _path_record(path, False)}
+
+
+def _reading(prof, pivots, xa, xb, inputs: dict, cfg: Config) -> dict:
+    lam_path = prof.components(pivots).numpy()
+    idx = sorted({0, len(lam_path) // 3, (2 * len(lam_path)) // 3, len(lam_path) - 1})
+    line_pivots = linear_path(xa, xb, len(lam_path))
+    scores = {}
+    for name, observed, heldout in (
+        ("test", inputs["observed"], inputs["heldout"]),
+        ("train", inputs["train_observed"], inputs["train_heldout"]),
+    ):
+        scores[name] = {
+            "neb": prof.heldout_scores(pivots, observed, heldout)["per_token"],
+            "linear": prof.heldout_scores(line_pivots, observed, heldout)["per_token"],
+            "n_tokens": int(heldout.n_tokens),
+            "n_docs": int(heldout.n_docs),
+        }
+    return {
+        "pivots_shown": idx,
+        "top_words": _top_words_along(lam_path, idx, inputs["corpus"].vocab, cfg.top_words),
+        "scores": scores,
+    }
 
 
 def _sweep_point(obj, xa, xb, cfg: Config, **overrides) -> dict:

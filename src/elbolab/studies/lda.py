@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -116,27 +117,23 @@ def prepare(cfg: Config, data_root=None) -> dict:
     }
 
 
-def fit_one(cfg: Config, k: int, train: Corpus, rundir, show_progress=True, key=None) -> LDA:
-    """Fit K topics with checkpoints every ~20 s (under ``key``); resumes from one if it exists."""
-    key = key or f"fit_K{k}"
+def fit_restart(cfg: Config, k: int, r: int, train: Corpus, rundir, key: str) -> LDA:
+    """Restart r of a K-topic fit (topics drawn from ``default_rng([seed, r])``), its
+    running state checkpointed under ``key`` every ~20 s and resumed from there."""
     model = LDA(
         n_topics=k,
         alpha=cfg.alpha,
         eta=cfg.eta,
         max_iter=cfg.max_iter,
         tol=cfg.tol,
-        n_restarts=cfg.restarts,
+        n_restarts=1,
         seed=cfg.seed,
     )
     state = rundir.load_checkpoint(key)
-    bar = progress(
-        total=cfg.max_iter,
-        desc=f"LDA K={k} x{cfg.restarts}",
-        unit="iter",
-        disable=None if show_progress else True,
-    )
-    if state is not None:
-        bar.update(len(state.history))
+    if state is None:
+        state = model.initial_state(train, restarts=[r])
+    bar = progress(total=cfg.max_iter, desc=f"LDA K={k} restart {r}", unit="iter")
+    bar.update(len(state.history))
     last_save = time.monotonic()
 
     def on_iteration(iteration, bound, st):
@@ -152,6 +149,21 @@ def fit_one(cfg: Config, k: int, train: Corpus, rundir, show_progress=True, key=
     finally:
         bar.close()
     return model
+
+
+def restart_units(cfg: Config, k: int, train: Corpus, rundir, key: str) -> dict:
+    """The restarts of a K-topic fit as independent units for ``rundir.cached_map``
+    (checkpoint key -> function); join their results with :meth:`LDA.merged`."""
+    return {
+        f"{key}_r{r}": partial(fit_restart, cfg, k, r, train, rundir, f"{key}_r{r}_state")
+        for r in range(cfg.restarts)
+    }
+
+
+def fit_restarts(cfg: Config, k: int, train: Corpus, rundir, key: str) -> LDA:
+    """Every restart of a K-topic fit, run on ``rundir``'s dispatcher, as one model."""
+    fits = rundir.cached_map(restart_units(cfg, k, train, rundir, key), desc=f"LDA K={k}")
+    return LDA.merged(list(fits.values()))
 
 
 def restart_histories(model: LDA) -> np.ndarray:
@@ -172,40 +184,39 @@ def top_words(components: np.ndarray, vocab: list[str], n: int) -> list[list[str
     return [[vocab[i] for i in row] for row in order]
 
 
-def run(cfg: Config, inputs: dict, rundir, show_progress=True):
+def run(cfg: Config, inputs: dict, rundir):
     train, observed, heldout = inputs["train"], inputs["observed"], inputs["heldout"]
     corpus = inputs["corpus"]
-    per_k, arrays = {}, {}
+    per_k, arrays, timings = {}, {}, {}
+    # Every restart of every K at once, so that a cluster gets all of them together.
+    units = {}
     for k in cfg.topics:
-        done = rundir.load_checkpoint(f"result_K{k}")
-        if done is None:
-            started = time.perf_counter()
-            model = fit_one(cfg, k, train, rundir, show_progress)
-            seconds = time.perf_counter() - started
-            finals = np.array([r.elbo for r in model.restarts_])
-            result = {
-                "elbo_best": model.elbo_,
-                "elbo_per_token_best": model.elbo_ / train.n_tokens,
-                "elbo_restarts": finals.tolist(),
-                "elbo_spread": float(finals.max() - finals.min()),
-                "best_restart": model.best_,
-                "n_iter": model.n_iter_,
-                "alpha": model.alpha_,
-                "eta": model.eta_,
-                "fit_seconds": seconds,
-                "top_words": top_words(model.components_, corpus.vocab, cfg.top_words),
-            }
-            if observed is not None:
-                result["completion"] = model.completion_perplexity(observed, heldout)
-            done = {
-                "result": result,
-                "history": restart_histories(model),
-                "components": model.components_,
-            }
-            rundir.save_checkpoint(f"result_K{k}", done)
-        per_k[str(k)] = done["result"]
-        arrays[f"history_K{k}"] = done["history"]
-        arrays[f"components_K{k}"] = done["components"]
+        units.update(restart_units(cfg, k, train, rundir, f"fit_K{k}"))
+    fits = rundir.cached_map(units, timings, desc="LDA restarts")
+    for k in cfg.topics:
+        keys = list(restart_units(cfg, k, train, rundir, f"fit_K{k}"))
+        model = LDA.merged([fits[key] for key in keys])
+        finals = np.array([r.elbo for r in model.restarts_])
+        result = {
+            "elbo_best": model.elbo_,
+            "elbo_per_token_best": model.elbo_ / train.n_tokens,
+            "elbo_restarts": finals.tolist(),
+            "elbo_spread": float(finals.max() - finals.min()),
+            "best_restart": model.best_,
+            "n_iter": model.n_iter_,
+            "alpha": model.alpha_,
+            "eta": model.eta_,
+            # Summed over restarts: the wall time of a serial fit.
+            "fit_seconds": sum(timings[f"{key}_seconds"] for key in keys),
+            "top_words": top_words(model.components_, corpus.vocab, cfg.top_words),
+        }
+        if observed is not None:
+            result["completion"] = rundir.cached(
+                f"completion_K{k}", lambda m=model: m.completion_perplexity(observed, heldout)
+            )
+        per_k[str(k)] = result
+        arrays[f"history_K{k}"] = restart_histories(model)
+        arrays[f"components_K{k}"] = model.components_
     metrics = {
         "data": {
             "source": inputs["source"],
@@ -218,7 +229,7 @@ def run(cfg: Config, inputs: dict, rundir, show_progress=True):
             "n_heldout_tokens": 0 if heldout is None else heldout.n_tokens,
         },
         "per_k": per_k,
-        "timings": {f"fit_seconds_K{k}": per_k[str(k)]["fit_seconds"] for k in cfg.topics},
+        "timings": timings,
     }
     return metrics, arrays
 

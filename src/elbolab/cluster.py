@@ -1,0 +1,169 @@
+"""Where a study's independent units of work run: in this process, or on a Dask cluster.
+
+A *unit* is a function of no arguments (restart r of an LDA fit, one sweep point, one
+VAE) whose result depends only on its own settings and seeds, never on which units ran
+before it or beside it. :meth:`elbolab.report.RunDir.cached_map` hands the units a run
+still lacks to a dispatcher and checkpoints each result as soon as it arrives, so a
+killed run loses at most the units in flight, and a serial run and a cluster run with
+the same seeds give the same results.
+
+Schedulers (the CLI's ``--scheduler``):
+
+``serial``
+    Every unit in this process, one after the other (the library's default).
+``local`` (the CLI's default) or ``local:N``
+    A ``distributed.LocalCluster`` of N worker processes with one thread each; N
+    defaults to the machine's cores. It starts at the first unit a run needs, so a run
+    resumed after its last unit never starts one.
+``tcp://HOST:PORT``
+    An existing Dask cluster (``dask scheduler`` + ``dask worker``). Its workers need
+    elbolab installed and, for the checkpoints a long unit writes while it runs, the run
+    directory at the same path (a shared file system).
+
+If a worker dies, Dask reruns its units on the others (up to
+``distributed.scheduler.allowed-failures`` times); a rerun LDA fit or VAE continues from
+the checkpoint its first attempt wrote.
+
+Workers run with one thread each (Dask sets ``OMP_NUM_THREADS=1``), so a torch unit may
+differ from its serial run in the last bits where a multi-threaded reduction sums in
+another order. CAVI for LDA does not depend on thread counts: its results are
+bit-identical.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["Serial", "DaskDispatcher", "make_dispatcher"]
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    started = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - started
+
+
+class Serial:
+    """Run units one after the other in this process."""
+
+    description = "serial (this process)"
+
+    def map(self, units: Mapping[str, Callable[[], Any]]) -> Iterator[tuple[str, Any, float]]:
+        """Yield ``(key, value, seconds)`` for every unit, in the given order."""
+        for key, fn in units.items():
+            value, seconds = _timed(fn)
+            yield key, value, seconds
+
+    def close(self) -> None:
+        pass
+
+
+class DaskDispatcher:
+    """Run units on a Dask cluster: a new local one, or an existing one at ``address``.
+
+    Parameters
+    ----------
+    address : str, optional
+        ``tcp://HOST:PORT`` of a running scheduler; None starts a ``LocalCluster``.
+    n_workers : int, optional
+        Worker processes of the local cluster (default: the machine's cores).
+
+    The cluster is started (or connected to) at the first :meth:`map` call and closed by
+    :meth:`close`; use the dispatcher as a context manager.
+    """
+
+    def __init__(self, address: str | None = None, n_workers: int | None = None):
+        self.address = address
+        self.n_workers = n_workers or os.cpu_count() or 1
+        self._client = None
+        self._cluster = None
+
+    @property
+    def description(self) -> str:
+        if self.address:
+            return f"Dask cluster at {self.address}"
+        return f"local Dask cluster, {self.n_workers} workers x 1 thread"
+
+    @property
+    def client(self):
+        if self._client is None:
+            from distributed import Client, LocalCluster
+
+            if self.address:
+                try:
+                    self._client = Client(self.address, timeout="20s")
+                except OSError as err:
+                    raise ConfigError(
+                        f"cannot reach a Dask scheduler at {self.address} ({err})"
+                    ) from None
+            else:
+                self._cluster = LocalCluster(
+                    n_workers=self.n_workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    # Bars from several workers would garble one terminal; the client
+                    # shows one bar over the units instead.
+                    env={"ELBOLAB_NO_PROGRESS": "1"},
+                )
+                self._client = Client(self._cluster)
+        return self._client
+
+    def map(self, units: Mapping[str, Callable[[], Any]]) -> Iterator[tuple[str, Any, float]]:
+        """Submit every unit at once; yield ``(key, value, seconds)`` as they finish.
+
+        A unit that raises re-raises its exception here (the others are cancelled).
+        """
+        if not units:
+            return
+        from distributed import as_completed
+
+        client = self.client
+        # pure=False: a unit's key must not collide with an identical-looking earlier one.
+        futures = {client.submit(_timed, fn, pure=False): key for key, fn in units.items()}
+        try:
+            for future in as_completed(futures):
+                value, seconds = future.result()
+                yield futures[future], value, seconds
+        finally:
+            client.cancel(list(futures))
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def make_dispatcher(scheduler: str | None) -> Serial | DaskDispatcher:
+    """The dispatcher for a ``--scheduler`` value (see the module docstring)."""
+    if scheduler in (None, "", "serial"):
+        return Serial()
+    if scheduler == "local":
+        return DaskDispatcher()
+    if scheduler.startswith("local:"):
+        count = scheduler.partition(":")[2]
+        if not count.isdigit() or int(count) < 1:
+            raise ConfigError(f"--scheduler local:N needs N >= 1 workers, got {scheduler!r}")
+        return DaskDispatcher(n_workers=int(count))
+    if scheduler.startswith("tcp://"):
+        host, _, port = scheduler[len("tcp://") :].rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"--scheduler expects tcp://HOST:PORT, got {scheduler!r}")
+        return DaskDispatcher(address=scheduler)
+    raise ConfigError(
+        f"unknown scheduler {scheduler!r}; use serial, local, local:N or tcp://HOST:PORT"
+    )
