@@ -267,7 +267,7 @@ BAD_INPUTS = {
         _args("run", "lda", "--preset", "smoke", "--scheduler", "udp://x:1"),
         "scheduler",
     ),
-    "NaN inside a path optimizer": (_nan_in_the_path, "stopped at iteration"),
+    "NaN inside a path optimizer": (_nan_in_the_path, "NEB: iteration"),
 }
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -412,33 +413,34 @@ def run(cfg: Config, inputs: dict, rundir):
     torch_threads = torch.get_num_threads()
     timings = {}
 
-    def cached(key, compute):
-        return rundir.cached(key, compute, timings)
-
+    # The width runs, the clustering fits and rotated MNIST are independent units.
+    units = {}
     # 1. Width.
     gauss = ConjugateGaussian(seed=cfg.seed)
     test = gauss.simulate(torch.Generator().manual_seed(cfg.seed + 10), cfg.width_test_pairs)
-    width = {}
     for w in cfg.width_widths:
         for lin in (False, True):
             key = f"width_{w}_{'linearized' if lin else 'network'}"
-            width[key] = cached(key, lambda w=w, lin=lin: _width_run(cfg, gauss, w, lin, test))
+            units[key] = partial(_width_run, cfg, gauss, w, lin, test)
 
     # 2. Clustering.
     mix = ShiftedMixture()
     gen = torch.Generator().manual_seed(cfg.seed + 20)
     shifts = torch.full((cfg.cluster_replicates,), cfg.cluster_true_shift, dtype=torch.float64)
     _, x_obs = mix.simulate_given_shift(gen, shifts)
-    cluster = {}
     for kind in ("mean", "natural"):
         for objective in ("fkl", "elbo"):
-            key = f"cluster_{objective}_{kind}"
-            cluster[key] = cached(
-                key, lambda o=objective, k=kind: _cluster_fit(cfg, mix, o, k, x_obs)
+            units[f"cluster_{objective}_{kind}"] = partial(
+                _cluster_fit, cfg, mix, objective, kind, x_obs
             )
 
     # 3. Rotated MNIST.
-    rot = cached("rotated", lambda: _rotated(cfg, inputs["templates"]))
+    units["rotated"] = partial(_rotated, cfg, inputs["templates"])
+
+    done = rundir.cached_map(units, timings, desc="fkl units")
+    width = {k: v for k, v in done.items() if k.startswith("width_")}
+    cluster = {k: v for k, v in done.items() if k.startswith("cluster_")}
+    rot = done["rotated"]
 
     metrics, arrays = _collect(cfg, width, cluster, rot, gauss)
     metrics["timings"] = timings

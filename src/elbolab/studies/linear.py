@@ -24,6 +24,7 @@ N-1 would put the "exact" value below an ELBO (a public reproduction reported an
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -347,26 +348,23 @@ def run(cfg: Config, inputs: dict, rundir):
     x = pixels[: cfg.n_data]
     timings = {}
 
-    def cached(key, compute):
-        return rundir.cached(key, compute, timings)
-
-    p1 = cached("part1", lambda: part1(cfg, x))
-    p2 = cached("part2", lambda: part2(cfg, x))
-    p3 = cached("part3", lambda: part3(cfg, logit_space(inputs["raw"][: cfg.n_data], cfg.seed)))
-
     order = np.random.default_rng([cfg.seed, 4]).permutation(len(pixels))
     train_idx = order[: cfg.deep_n_train]
     eval_idx = order[cfg.deep_n_train : cfg.deep_n_train + cfg.deep_n_eval]
     x_train = torch.as_tensor(pixels[train_idx], dtype=torch.float32)
     x_eval = torch.as_tensor(pixels[eval_idx], dtype=torch.float32)
     settings = [(s, learned) for learned in (True, False) for s in cfg.sigma2_inits]
-    p4 = [
-        cached(
-            f"part4_{i}",
-            lambda s=s, learned=learned, i=i: part4_one(cfg, x_train, x_eval, s, learned, i),
-        )
-        for i, (s, learned) in enumerate(settings)
-    ]
+    # Every part, and every run of part 4, is an independent unit.
+    units = {
+        "part1": partial(part1, cfg, x),
+        "part2": partial(part2, cfg, x),
+        "part3": partial(part3, cfg, logit_space(inputs["raw"][: cfg.n_data], cfg.seed)),
+    }
+    for i, (s, learned) in enumerate(settings):
+        units[f"part4_{i}"] = partial(part4_one, cfg, x_train, x_eval, s, learned, i)
+    done = rundir.cached_map(units, timings, desc="linear units")
+    p1, p2, p3 = done["part1"], done["part2"], done["part3"]
+    p4 = [done[f"part4_{i}"] for i in range(len(settings))]
 
     r1 = p1["result"]
     metrics = {

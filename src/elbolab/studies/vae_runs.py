@@ -188,10 +188,8 @@ def evaluate(
 def train_and_evaluate(
     spec: dict, data: dict, cfg, rundir, key: str, init_state: dict | None = None
 ) -> dict:
-    """One model end to end with checkpoints under ``key``; returns its numbers and state."""
-    done = rundir.load_checkpoint(key)
-    if done is not None:
-        return done
+    """One model end to end, its training checkpointed under ``KEY_trainer``; returns its
+    numbers and trained state."""
     epochs = spec.get("epochs", cfg.epochs)
     model, history = fit(
         spec,
@@ -211,24 +209,45 @@ def train_and_evaluate(
         valid_loss=np.asarray(history["valid_loss"]),
         train_loss=np.asarray(history["train_loss"]),
     )
-    done = {"result": result, "state": {k: v.clone() for k, v in model.state_dict().items()}}
-    rundir.save_checkpoint(key, done)
-    return done
+    return {"result": result, "state": {k: v.clone() for k, v in model.state_dict().items()}}
 
 
 def run_all(specs: dict, data: dict, cfg, rundir, warm_start: dict | None = None) -> tuple:
-    """Train and evaluate every spec (name -> spec) in order, each checkpointed under its name.
+    """Train and evaluate every spec (name -> spec), each an independent unit on
+    ``rundir``'s dispatcher checkpointed under its name; a model in ``warm_start``
+    (name -> earlier name whose trained parameters it starts from) runs after the others.
 
-    ``warm_start`` maps a name to an earlier name whose trained parameters it starts
-    from. Returns (results name -> numbers, arrays for ``arrays.npz``, timings).
+    Returns (results name -> numbers, arrays for ``arrays.npz``, timings).
     """
     warm_start = warm_start or {}
-    results, arrays, timings, states = {}, {}, {}, {}
-    for name, spec in specs.items():
-        init = states[warm_start[name]] if name in warm_start else None
-        done = train_and_evaluate(spec, data, cfg, rundir, key=name, init_state=init)
-        states[name] = done["state"]
-        r = dict(done["result"])
+    done = rundir.cached_map(
+        {
+            name: functools.partial(train_and_evaluate, spec, data, cfg, rundir, name)
+            for name, spec in specs.items()
+            if name not in warm_start
+        },
+        desc="models",
+    )
+    done.update(
+        rundir.cached_map(
+            {
+                name: functools.partial(
+                    train_and_evaluate,
+                    specs[name],
+                    data,
+                    cfg,
+                    rundir,
+                    name,
+                    done[warm_start[name]]["state"],
+                )
+                for name in warm_start
+            },
+            desc="warm-started models",
+        )
+    )
+    results, arrays, timings = {}, {}, {}
+    for name in specs:
+        r = dict(done[name]["result"])
         for field in ("valid_loss", "train_loss", "kl_per_dimension"):
             arrays[f"{field}_{name}"] = r.pop(field)
         timings[f"train_seconds_{name}"] = r["train_seconds"]

@@ -1,0 +1,161 @@
+"""Independent units on Dask: a LocalCluster, a scheduler and workers started as
+separate processes on 127.0.0.1, and a worker killed mid-task."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from distributed import Client, LocalCluster
+
+from elbolab import studies
+from elbolab.cluster import DaskDispatcher, Serial, make_dispatcher
+from elbolab.errors import ConfigError
+from elbolab.report import RunDir
+from elbolab.studies import lda
+
+
+def _data_root() -> str:
+    root = os.environ.get("ELBOLAB_DATA")
+    if not root or not (Path(root) / "ap" / "ap.dat").exists():
+        pytest.skip("ELBOLAB_DATA does not point at the dataset mirror")
+    return root
+
+
+def _results(out: Path) -> dict:
+    metrics = json.loads((out / "metrics.json").read_text())
+    for result in metrics["per_k"].values():
+        result.pop("fit_seconds")  # a timing
+    return {k: v for k, v in metrics.items() if k not in ("timings", "scheduler")}
+
+
+# A smoke preset with more restarts, so that both workers get several.
+CFG = lda.PRESETS["smoke"].__class__(**{**vars(lda.PRESETS["smoke"]), "restarts": 4})
+
+
+@pytest.fixture(scope="module")
+def serial_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("serial") / "run"
+    studies.run_study(lda, CFG, out, data_root=_data_root(), scheduler="serial")
+    return _results(out)
+
+
+@pytest.mark.parametrize(
+    "text, kind",
+    [(None, Serial), ("serial", Serial), ("local", DaskDispatcher), ("local:3", DaskDispatcher)],
+)
+def test_scheduler_names(text, kind):
+    assert isinstance(make_dispatcher(text), kind)
+    assert make_dispatcher("local:3").n_workers == 3
+    assert make_dispatcher("tcp://127.0.0.1:8786").address == "tcp://127.0.0.1:8786"
+
+
+@pytest.mark.parametrize("text", ["local:0", "local:x", "tcp://nohost", "udp://a:1", "lcoal"])
+def test_bad_scheduler_names_are_refused(text):
+    with pytest.raises(ConfigError, match="scheduler|workers"):
+        make_dispatcher(text)
+
+
+def test_local_cluster_gives_the_serial_results_bit_for_bit(serial_run, tmp_path):
+    out = tmp_path / "run"
+    studies.run_study(lda, CFG, out, data_root=_data_root(), scheduler="local:2")
+    assert json.loads((out / "metrics.json").read_text())["scheduler"].startswith("local Dask")
+    assert _results(out) == serial_run
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_scheduler_and_workers_as_separate_processes(serial_run, tmp_path):
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "ELBOLAB_NO_PROGRESS": "1"}
+    cli = [sys.executable, "-m"]
+    procs = [
+        subprocess.Popen(
+            [*cli, "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port),
+             "--dashboard-address", ":0", "--no-show"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+    ]  # fmt: skip
+    try:
+        time.sleep(1.0)
+        procs.append(
+            subprocess.Popen(
+                [*cli, "distributed.cli.dask_worker", address, "--nworkers", "2", "--nthreads",
+                 "1", "--no-dashboard"],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+        )  # fmt: skip
+        with Client(address, timeout="30s") as client:
+            client.wait_for_workers(2, timeout=60)
+        out = tmp_path / "run"
+        smoke = ["--preset", "smoke", "--set", f"restarts={CFG.restarts}", "--out", str(out)]
+        subprocess.run(
+            [*cli, "elbolab.cli", "run", "lda", *smoke, "--scheduler", address],
+            env={**env, "ELBOLAB_DATA": _data_root()},
+            check=True,
+            capture_output=True,
+        )
+        assert json.loads((out / "metrics.json").read_text())["scheduler"] == (
+            f"Dask cluster at {address}"
+        )
+        assert _results(out) == serial_run
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
+
+
+def test_an_unreachable_scheduler_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot reach a Dask scheduler"):
+        studies.run_study(
+            lda, CFG, tmp_path / "run", data_root=_data_root(),
+            scheduler=f"tcp://127.0.0.1:{_free_port()}",
+        )  # fmt: skip
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_worker_killed_mid_task_loses_no_result(tmp_path):
+    def unit(i):
+        return lambda: (time.sleep(1.5), i * i)[1]
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+        dispatcher = DaskDispatcher(address=cluster.scheduler_address)
+        with dispatcher, Client(cluster) as watcher:
+            rundir = RunDir(tmp_path / "run", dispatcher=dispatcher)
+            pids = watcher.run(os.getpid)
+            victim = {}
+
+            def kill_a_busy_worker():
+                # Wait until a worker holds a unit, then SIGKILL its process.
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    busy = [w for w, tasks in watcher.processing().items() if tasks]
+                    if busy:
+                        time.sleep(0.3)  # mid-task
+                        victim["address"] = busy[0]
+                        os.kill(pids[busy[0]], signal.SIGKILL)
+                        return
+                    time.sleep(0.05)
+
+            import threading
+
+            killer = threading.Thread(target=kill_a_busy_worker)
+            killer.start()
+            values = rundir.cached_map({f"unit{i}": unit(i) for i in range(4)})
+            killer.join()
+    assert victim, "no worker was killed"
+    assert values == {f"unit{i}": i * i for i in range(4)}
+    assert sorted(p.stem for p in rundir.checkpoints.glob("*.pkl")) == [
+        f"unit{i}" for i in range(4)
+    ]
