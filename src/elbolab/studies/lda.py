@@ -40,7 +40,7 @@ class Config:
     """Settings of the ``lda`` study.
 
     topics : topic counts K to fit.
-    restarts : random initializations per K, fitted as one batch.
+    restarts : random initializations per K, each an independent unit of work.
     max_iter, tol : CAVI stopping rule (relative ELBO gain per iteration).
     alpha, eta : symmetric Dirichlet priors; None means 1/K.
     test_fraction : documents held out for document completion (0 = none).
@@ -252,7 +252,7 @@ def render(rundir):
     report.paragraph(
         "The ELBO is the full evidence lower bound in nats with every Dirichlet normalizer, "
         "summed over the training documents; here it is divided by the number of training "
-        "tokens. Every restart starts from its own random topics and all are fitted as one batch."
+        "tokens. Every restart starts from its own random topics (restart r from seed [seed, r]), so its result does not depend on where it ran."
     )
     fig, axes = plots.new_figure(width=6.4 * min(len(ks), 3) / 1.5, height=4.0, ncols=len(ks))
     for ax, k in zip(np.atleast_1d(axes), ks, strict=True):
