@@ -252,7 +252,8 @@ def render(rundir):
     report.paragraph(
         "The ELBO is the full evidence lower bound in nats with every Dirichlet normalizer, "
         "summed over the training documents; here it is divided by the number of training "
-        "tokens. Every restart starts from its own random topics (restart r from seed [seed, r]), so its result does not depend on where it ran."
+        "tokens. Every restart starts from its own random topics (restart r from seed "
+        "[seed, r]), so its result does not depend on where it ran."
     )
     fig, axes = plots.new_figure(width=6.4 * min(len(ks), 3) / 1.5, height=4.0, ncols=len(ks))
     for ax, k in zip(np.atleast_1d(axes), ks, strict=True):
