@@ -189,12 +189,14 @@ def run(cfg: Config, inputs: dict, rundir):
     corpus = inputs["corpus"]
     per_k, arrays, timings = {}, {}, {}
     # Every restart of every K at once, so that a cluster gets all of them together.
-    units = {}
+    units = {k: restart_units(cfg, k, train, rundir, f"fit_K{k}") for k in cfg.topics}
+    fits = rundir.cached_map(
+        {key: fn for per_k_units in units.values() for key, fn in per_k_units.items()},
+        timings,
+        desc="LDA restarts",
+    )
     for k in cfg.topics:
-        units.update(restart_units(cfg, k, train, rundir, f"fit_K{k}"))
-    fits = rundir.cached_map(units, timings, desc="LDA restarts")
-    for k in cfg.topics:
-        keys = list(restart_units(cfg, k, train, rundir, f"fit_K{k}"))
+        keys = list(units[k])
         model = LDA.merged([fits[key] for key in keys])
         finals = np.array([r.elbo for r in model.restarts_])
         result = {
