@@ -1,7 +1,34 @@
 """Fixtures shared by the whole test suite."""
 
+import os
+from pathlib import Path
+
 import pytest
 import torch
+
+# What each dataset of the mirror must hold for the real-data tests.
+_DATASET_FILES = {
+    "ap": "ap/ap.dat",
+    "mnist": "mnist/train-images-idx3-ubyte.gz",
+    "binarized_mnist": "binarized_mnist/binarized_mnist_train.amat.gz",
+}
+
+
+def real_data_root(*names: str) -> str:
+    """The dataset mirror for tests on real data.
+
+    Unset ``ELBOLAB_DATA``: the test skips (a clone without the mirror still runs every
+    test on synthetic data). Set ``ELBOLAB_DATA`` (as the README's test command does):
+    the data must be there, and a missing dataset fails the test instead of skipping it.
+    """
+    root = os.environ.get("ELBOLAB_DATA")
+    if not root:
+        pytest.skip("ELBOLAB_DATA is not set; real-data tests need the dataset mirror")
+    for name in names or ("ap",):
+        path = Path(root) / _DATASET_FILES[name]
+        if not path.exists():
+            pytest.fail(f"ELBOLAB_DATA={root} is set but {path} is missing")
+    return root
 
 
 @pytest.fixture(scope="module")
