@@ -31,6 +31,12 @@ def real_data_root(*names: str) -> str:
     return root
 
 
+@pytest.fixture(scope="session")
+def real_data():
+    """:func:`real_data_root` as a fixture: ``root = real_data("mnist")``."""
+    return real_data_root
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Run a module's tiny tensor ops on one thread: faster, and leaves the other core free."""
