@@ -2,7 +2,6 @@
 
 import gzip
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -175,18 +174,16 @@ def _write(path: Path, text: str) -> Path:
 def _corpus(text: str, vocab: str = "a\nb\nc\n"):
     """Args for `lda fit` on a corpus file holding ``text``."""
 
-    def build(tmp: Path):
+    def build(tmp: Path, real_data):
         dat, voc = _write(tmp / "bad.dat", text), _write(tmp / "bad.vocab", vocab)
         return ("lda", "fit", "--topics", 2, "--corpus", dat, "--vocab", voc)
 
     return build
 
 
-def _truncated_mnist(tmp: Path):
+def _truncated_mnist(tmp: Path, real_data):
     """The real MNIST training images cut off after 5000 bytes (a broken download)."""
-    source = Path(os.environ.get("ELBOLAB_DATA", "")) / "mnist"
-    if not (source / "train-images-idx3-ubyte.gz").exists():
-        pytest.skip("ELBOLAB_DATA does not point at the dataset mirror")
+    source = Path(real_data("mnist")) / "mnist"
     (tmp / "root" / "mnist").mkdir(parents=True)
     for f in source.iterdir():
         data = f.read_bytes()
@@ -196,7 +193,7 @@ def _truncated_mnist(tmp: Path):
     return ("run", "linear", "--preset", "smoke", "--data", tmp / "root")
 
 
-def _malformed_amat(tmp: Path):
+def _malformed_amat(tmp: Path, real_data):
     """Binarized MNIST whose second image has 783 pixels instead of 784."""
     folder = tmp / "root" / "binarized_mnist"
     folder.mkdir(parents=True)
@@ -208,13 +205,12 @@ def _malformed_amat(tmp: Path):
 
 
 def _args(*args):
-    return lambda tmp: args
+    return lambda tmp, real_data: args
 
 
-def _nan_in_the_path(tmp: Path, monkeypatch):
+def _nan_in_the_path(tmp: Path, real_data, monkeypatch):
     """The ELBO turns NaN between the maxima: NEB must stop with a message, not write NaN."""
-    if not (Path(os.environ.get("ELBOLAB_DATA", "")) / "ap" / "ap.dat").exists():
-        pytest.skip("ELBOLAB_DATA does not point at the dataset mirror")
+    real_data("ap")
     real = LDAObjective.__call__
 
     def nan_inside(self, x):
@@ -271,13 +267,18 @@ BAD_INPUTS = {
 }
 
 
-@pytest.mark.parametrize("case", BAD_INPUTS)
-def test_bad_input_exits_2_with_one_line_and_writes_nothing(case, tmp_path, capsys, monkeypatch):
+def _build(case, tmp_path, real_data, monkeypatch):
     build, expected = BAD_INPUTS[case]
     if build is _nan_in_the_path:
-        args = build(tmp_path, monkeypatch)
-    else:
-        args = build(tmp_path)
+        return build(tmp_path, real_data, monkeypatch), expected
+    return build(tmp_path, real_data), expected
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(
+    case, tmp_path, capsys, monkeypatch, real_data
+):
+    args, expected = _build(case, tmp_path, real_data, monkeypatch)
     out = tmp_path / "out"
     code = run(*args, "--out", out)
     err = capsys.readouterr().err.strip()
@@ -287,18 +288,40 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(case, tmp_path, caps
     assert not out.exists()
 
 
-def test_data_check_on_the_mirror(capsys):
-    root = os.environ.get("ELBOLAB_DATA")
-    if not root or not (Path(root) / "ap" / "ap.dat").exists():
-        pytest.skip("ELBOLAB_DATA does not point at the dataset mirror")
+def test_bad_input_with_progress_bars_on_still_ends_in_one_error_line(
+    tmp_path, capsys, monkeypatch, real_data
+):
+    """Bars asked for where stderr is no terminal: they are drawn, and the error is still
+    one line of its own, the last, with no traceback."""
+    monkeypatch.setenv("ELBOLAB_PROGRESS", "1")
+    monkeypatch.delenv("ELBOLAB_NO_PROGRESS", raising=False)
+    args, expected = _build("NaN inside a path optimizer", tmp_path, real_data, monkeypatch)
+    out = tmp_path / "out"
+    code = run(*args, "--out", out)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.rstrip("\n").split("\n")  # a bar redraws itself with \r on one line
+    assert "it/s" in err or "s/it" in err, "no progress bar was drawn"
+    assert lines[-1].startswith("elbolab: error:") and expected in lines[-1], err
+    assert not any("error" in line or "Traceback" in line for line in lines[:-1]), err
+    assert not out.exists()
+
+
+def test_no_progress_bars_when_stderr_is_not_a_terminal(tiny, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("ELBOLAB_NO_PROGRESS", raising=False)
+    monkeypatch.delenv("ELBOLAB_PROGRESS", raising=False)
+    assert run(*fit_args(tiny, tmp_path / "out")) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_data_check_on_the_mirror(capsys, real_data):
+    root = real_data("ap")
     assert run("data", "check", "ap", "--root", root) == 0
     assert "FAILED" not in capsys.readouterr().out
 
 
-def test_lda_smoke_preset_on_ap(tmp_path):
-    root = os.environ.get("ELBOLAB_DATA")
-    if not root or not (Path(root) / "ap" / "ap.dat").exists():
-        pytest.skip("ELBOLAB_DATA does not point at the dataset mirror")
+def test_lda_smoke_preset_on_ap(tmp_path, real_data):
+    root = real_data("ap")
     out = tmp_path / "smoke"
     assert run("run", "lda", "--preset", "smoke", "--out", out, "--data", root) == 0
     metrics = json.loads((out / "metrics.json").read_text())

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from . import __version__, data, studies
 from .errors import ConfigError, ElbolabError
+from .progress import close_all
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -102,9 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _dispatch(args, command)
     except ElbolabError as err:
+        close_all()
         print(f"elbolab: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        close_all()
         print("elbolab: interrupted; continue with --resume", file=sys.stderr)
         return 130
 

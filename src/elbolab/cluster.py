@@ -44,16 +44,34 @@ from .errors import ConfigError
 __all__ = ["Serial", "DaskDispatcher", "make_dispatcher"]
 
 
-# Environment of local workers. One thread each, numba's included (it would otherwise
-# start one per core in every worker): N workers then use N cores, no more. Bars from
-# several workers would garble one terminal; the client shows one bar over the units.
+# Environment of local workers. Bars from several workers would garble one terminal; the
+# client shows one bar over the units. BLAS reads its thread count at start-up (Dask puts
+# these in the environment before it spawns the worker).
 _WORKER_ENV = {
     "ELBOLAB_NO_PROGRESS": "1",
-    "NUMBA_NUM_THREADS": "1",
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
 }
+# NUMBA_NUM_THREADS must NOT be set here. Dask applies ``env`` inside the spawned worker
+# only after the worker has re-imported the parent's ``__main__`` (the ``elbolab``
+# script, which imports numba): numba's config has by then read the core count. A
+# kernel loaded from numba's cache starts the thread pool with that count without
+# re-reading the environment, and the next kernel *compiled* in the worker re-reads it,
+# finds 1, and raises "Cannot set NUMBA_NUM_THREADS to a different value once the
+# threads have been launched". Each unit sets its threads with numba's and torch's own
+# calls instead (:func:`_run_unit`).
+
+
+def _run_unit(fn: Callable[[], Any], threads: int | None = None) -> tuple[Any, float]:
+    """Run one unit on ``threads`` numba and torch threads (None: as they are)."""
+    if threads is not None:
+        import numba
+        import torch
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        torch.set_num_threads(threads)
+    return _timed(fn)
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
@@ -137,7 +155,10 @@ class DaskDispatcher:
 
         client = self.client
         # pure=False: a unit's key must not collide with an identical-looking earlier one.
-        futures = {client.submit(_timed, fn, pure=False): key for key, fn in units.items()}
+        threads = None if self.address else 1  # local workers: one thread each
+        futures = {
+            client.submit(_run_unit, fn, threads, pure=False): key for key, fn in units.items()
+        }
         try:
             for future in as_completed(futures):
                 value, seconds = future.result()

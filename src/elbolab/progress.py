@@ -1,8 +1,14 @@
 """Progress bars for long work: a tqdm bar on stderr with count, rate and ETA.
 
-Set ``ELBOLAB_NO_PROGRESS=1`` to silence every bar (CI logs, benchmarks). Unlike tqdm's
-own ``disable=None`` (off when stderr is not a terminal), bars stay on by default, so
-that a job whose stderr goes to a log file still records how fast it ran.
+Bars follow tqdm's convention: drawn when stderr is a terminal, not when it goes to a
+pipe or a file (a log, a test's captured output), unless asked for. The environment
+decides for every bar of a process:
+
+``ELBOLAB_PROGRESS=1``
+    Draw bars even when stderr is not a terminal (a batch job's log that should record
+    how fast it ran).
+``ELBOLAB_NO_PROGRESS=1``
+    Draw none, even on a terminal. It wins over ``ELBOLAB_PROGRESS``.
 """
 
 from __future__ import annotations
@@ -13,7 +19,22 @@ from collections.abc import Iterable
 
 from tqdm import tqdm
 
-__all__ = ["progress"]
+__all__ = ["progress", "close_all"]
+
+
+def _disabled_by_environment() -> bool | None:
+    """True, False, or None for tqdm's own rule (off when the stream is not a terminal)."""
+    if os.environ.get("ELBOLAB_NO_PROGRESS", "") == "1":
+        return True
+    if os.environ.get("ELBOLAB_PROGRESS", "") == "1":
+        return False
+    return None
+
+
+def close_all() -> None:
+    """Close every open bar, so that a message printed next starts on a line of its own."""
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
 
 
 def progress(
@@ -37,12 +58,12 @@ def progress(
     unit : str
         Name of one step ("it", "epoch", "doc", ...).
     disable : bool, optional
-        Hide the bar; default: hidden only when ``ELBOLAB_NO_PROGRESS=1``.
+        Hide the bar; default: as the environment says (see the module docstring).
     **kwargs
         Passed to ``tqdm`` (e.g. ``leave=False``, ``position``).
     """
     if disable is None:
-        disable = os.environ.get("ELBOLAB_NO_PROGRESS", "") == "1"
+        disable = _disabled_by_environment()
     kwargs.setdefault("file", sys.stderr)
     kwargs.setdefault("dynamic_ncols", True)
     kwargs.setdefault("mininterval", 0.5)
