@@ -20,13 +20,6 @@ from elbolab.report import RunDir
 from elbolab.studies import lda
 
 
-def _data_root() -> str:
-    root = os.environ.get("ELBOLAB_DATA")
-    if not root or not (Path(root) / "ap" / "ap.dat").exists():
-        pytest.skip("ELBOLAB_DATA does not point at the dataset mirror")
-    return root
-
-
 def _results(out: Path) -> dict:
     metrics = json.loads((out / "metrics.json").read_text())
     for result in metrics["per_k"].values():
@@ -39,9 +32,9 @@ CFG = lda.PRESETS["smoke"].__class__(**{**vars(lda.PRESETS["smoke"]), "restarts"
 
 
 @pytest.fixture(scope="module")
-def serial_run(tmp_path_factory):
+def serial_run(tmp_path_factory, real_data):
     out = tmp_path_factory.mktemp("serial") / "run"
-    studies.run_study(lda, CFG, out, data_root=_data_root(), scheduler="serial")
+    studies.run_study(lda, CFG, out, data_root=real_data("ap"), scheduler="serial")
     return _results(out)
 
 
@@ -61,9 +54,9 @@ def test_bad_scheduler_names_are_refused(text):
         make_dispatcher(text)
 
 
-def test_local_cluster_gives_the_serial_results_bit_for_bit(serial_run, tmp_path):
+def test_local_cluster_gives_the_serial_results_bit_for_bit(serial_run, tmp_path, real_data):
     out = tmp_path / "run"
-    studies.run_study(lda, CFG, out, data_root=_data_root(), scheduler="local:2")
+    studies.run_study(lda, CFG, out, data_root=real_data("ap"), scheduler="local:2")
     assert json.loads((out / "metrics.json").read_text())["scheduler"].startswith("local Dask")
     assert _results(out) == serial_run
 
@@ -74,7 +67,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_scheduler_and_workers_as_separate_processes(serial_run, tmp_path):
+def test_scheduler_and_workers_as_separate_processes(serial_run, tmp_path, real_data):
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     env = {**os.environ, "ELBOLAB_NO_PROGRESS": "1"}
@@ -101,7 +94,7 @@ def test_scheduler_and_workers_as_separate_processes(serial_run, tmp_path):
         smoke = ["--preset", "smoke", "--set", f"restarts={CFG.restarts}", "--out", str(out)]
         subprocess.run(
             [*cli, "elbolab.cli", "run", "lda", *smoke, "--scheduler", address],
-            env={**env, "ELBOLAB_DATA": _data_root()},
+            env={**env, "ELBOLAB_DATA": real_data("ap")},
             check=True,
             capture_output=True,
         )
@@ -116,10 +109,10 @@ def test_scheduler_and_workers_as_separate_processes(serial_run, tmp_path):
             proc.wait(timeout=30)
 
 
-def test_an_unreachable_scheduler_is_a_clear_error(tmp_path):
+def test_an_unreachable_scheduler_is_a_clear_error(tmp_path, real_data):
     with pytest.raises(ConfigError, match="cannot reach a Dask scheduler"):
         studies.run_study(
-            lda, CFG, tmp_path / "run", data_root=_data_root(),
+            lda, CFG, tmp_path / "run", data_root=real_data("ap"),
             scheduler=f"tcp://127.0.0.1:{_free_port()}",
         )  # fmt: skip
     assert not (tmp_path / "run").exists()
@@ -159,3 +152,53 @@ def test_a_worker_killed_mid_task_loses_no_result(tmp_path):
     assert sorted(p.stem for p in rundir.checkpoints.glob("*.pkl")) == [
         f"unit{i}" for i in range(4)
     ]
+
+
+# A script run the way the ``elbolab`` console script runs: its ``__main__`` imports numba
+# (through elbolab.cli), so every spawned worker re-imports numba before Dask applies the
+# worker environment. The parent compiles the LDA kernels into a fresh cache; the worker
+# then loads them from the cache (which starts numba's thread pool) and compiles the
+# landscape kernels, which re-reads numba's environment. With NUMBA_NUM_THREADS in the
+# worker environment this raised "Cannot set NUMBA_NUM_THREADS to a different value once
+# the threads have been launched" (issue 12).
+_COLD_CACHE_SCRIPT = """
+import elbolab.cli  # noqa: F401
+import numpy as np
+from elbolab.cluster import make_dispatcher
+from elbolab.data import lda_corpus
+from elbolab.models import LDA
+
+corpus, _, _ = lda_corpus(n_docs=40, n_words=30, n_topics=3, seed=0)
+
+
+def unit():
+    import numba
+    import torch
+    from elbolab.landscape import LDAObjective
+
+    LDA(n_topics=3, n_restarts=1, max_iter=2, seed=0).fit(corpus)
+    objective = LDAObjective(corpus, n_topics=3, alpha=0.1, eta=0.1)
+    lam = np.random.default_rng(0).gamma(1.0, size=(3, 30)) + 0.1
+    value = float(objective(objective.to_vector(lam)[None])[0])
+    return numba.get_num_threads(), torch.get_num_threads(), value
+
+
+if __name__ == "__main__":
+    LDA(n_topics=3, n_restarts=1, max_iter=2, seed=0).fit(corpus)
+    with make_dispatcher("local:1") as dispatcher:
+        (_, (numba_threads, torch_threads, value), _), = dispatcher.map({"unit": unit})
+    print(numba_threads, torch_threads, value)
+"""
+
+
+def test_workers_compile_numba_kernels_with_a_cold_cache(tmp_path):
+    script = tmp_path / "cold_cache.py"
+    script.write_text(_COLD_CACHE_SCRIPT)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
+    done = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    numba_threads, torch_threads, value = done.stdout.split()
+    assert (numba_threads, torch_threads) == ("1", "1")  # one core per local worker
+    assert float(value) < 0  # a finite ELBO of discrete data
