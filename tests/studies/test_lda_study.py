@@ -1,9 +1,14 @@
-"""Helpers of the ``lda`` study."""
+"""The ``lda`` study: its helpers, and the smoke preset end to end on a tiny corpus drawn
+from known topics and on the AP mirror."""
 
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
+from elbolab.data import load_ap
+from elbolab.landscape import align, distance_matrix
+from elbolab.studies import lda
 from elbolab.studies.lda import restart_histories
 
 
@@ -20,3 +25,83 @@ def test_restarts_that_stop_early_keep_their_final_value():
     assert h.shape == (4, 2)
     assert h[:, 0].tolist() == [1.0, 2.0, 3.0, 4.0]
     assert h[:, 1].tolist() == [1.5, 2.5, 2.5, 2.5]
+
+
+# --------------------------------------------------------------------- the study end to end
+
+
+@pytest.fixture(scope="module", params=["tiny", "real"])
+def smoke_run(request, smoke_runs, tiny_data, real_data):
+    """The smoke preset on the tiny corpus drawn from known topics, and on AP; with the
+    vocabulary of the corpus it read."""
+    out, m = smoke_runs("lda", request.param)
+    root = tiny_data.root if request.param == "tiny" else real_data("ap")
+    return out, m, load_ap(root).vocab
+
+
+def test_metrics_are_finite_and_consistent(smoke_run, assert_finite):
+    out, m, vocab = smoke_run
+    assert_finite(m)
+    d = m["data"]
+    cfg = lda.PRESETS["smoke"]
+    assert d["n_docs"] == cfg.n_docs and d["n_words"] == len(vocab)
+    assert d["n_train_docs"] + d["n_test_docs"] == d["n_docs"]
+    assert d["n_train_tokens"] + d["n_heldout_tokens"] < d["n_tokens"]
+    assert set(m["per_k"]) == {str(k) for k in cfg.topics}
+    arrays = np.load(out / "arrays.npz")
+    for k in cfg.topics:
+        r = m["per_k"][str(k)]
+        finals = r["elbo_restarts"]
+        assert len(finals) == cfg.restarts
+        # Word counts are discrete: log p(w) <= 0, and the ELBO is below it.
+        assert max(finals) <= 0
+        assert r["elbo_best"] == max(finals) == finals[r["best_restart"]]
+        assert r["elbo_spread"] == pytest.approx(max(finals) - min(finals), abs=1e-9)
+        assert r["elbo_per_token_best"] == pytest.approx(r["elbo_best"] / d["n_train_tokens"])
+        history = arrays[f"history_K{k}"]
+        assert history.shape == (r["n_iter"], cfg.restarts)
+        # CAVI never lowers the bound, and the curves end at the reported optima.
+        assert (np.diff(history, axis=0) >= -1e-9 * np.abs(history[1:])).all()
+        assert history[-1].tolist() == finals
+        # The top words are the largest entries of the saved topics, most probable first.
+        lam = arrays[f"components_K{k}"]
+        assert lam.shape == (k, len(vocab)) and (lam > 0).all()
+        for topic, words in zip(lam, r["top_words"], strict=True):
+            assert len(words) == cfg.top_words
+            values = [topic[vocab.index(w)] for w in words]
+            assert values == sorted(topic)[::-1][: len(words)]
+        c = r["completion"]
+        assert c["n_tokens"] == d["n_heldout_tokens"] and c["n_docs"] == d["n_test_docs"]
+        assert c["per_token"] == pytest.approx(c["log_likelihood"] / c["n_tokens"])
+        assert c["log_likelihood"] < 0
+        assert c["perplexity"] == pytest.approx(np.exp(-c["per_token"]))
+
+
+def test_report_has_every_figure(smoke_run):
+    out, m, _ = smoke_run
+    names = ("elbo_curves", "optima_spread", "perplexity")
+    for name in names:
+        assert (out / "figures" / f"{name}.png").is_file()
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64") == len(names)
+    for words in m["per_k"]["3"]["top_words"]:
+        assert " ".join(words) in html
+
+
+def test_recovers_the_topics_the_corpus_was_drawn_from(smoke_runs, tiny_data):
+    truth = tiny_data.topics
+    true_gap = distance_matrix(truth, truth)[~np.eye(len(truth), dtype=bool)].min()
+    assert true_gap > 0.5  # the true topics are far apart
+    smoke_out, smoke = smoke_runs("lda", "tiny")
+    # Five iterations already find every topic; run to convergence, much closer still.
+    long_out, long = smoke_runs("lda", "tiny", "max_iter=100")
+    for out, bound in ((smoke_out, 0.2), (long_out, 0.08)):
+        lam = np.load(out / "arrays.npz")["components_K3"]
+        _, dist = align(truth, lam)
+        assert dist.max() < bound, dist
+    # The long run is the smoke run continued: the same first iterations, then higher.
+    assert long["per_k"]["3"]["n_iter"] < 100  # it converged
+    short_h = np.load(smoke_out / "arrays.npz")["history_K3"]
+    long_h = np.load(long_out / "arrays.npz")["history_K3"]
+    np.testing.assert_array_equal(long_h[: len(short_h)], short_h)
+    assert long["per_k"]["3"]["elbo_best"] > smoke["per_k"]["3"]["elbo_best"]
