@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from distributed import Client, LocalCluster
 
-from elbolab import studies
-from elbolab.cluster import DaskDispatcher, Serial, make_dispatcher
+from elbolab import cluster, studies
+from elbolab.cluster import Auto, DaskDispatcher, Serial, make_dispatcher
 from elbolab.errors import ConfigError
 from elbolab.report import RunDir
 from elbolab.studies import lda
@@ -40,7 +40,13 @@ def serial_run(tmp_path_factory, real_data):
 
 @pytest.mark.parametrize(
     "text, kind",
-    [(None, Serial), ("serial", Serial), ("local", DaskDispatcher), ("local:3", DaskDispatcher)],
+    [
+        (None, Auto),
+        ("auto", Auto),
+        ("serial", Serial),
+        ("local", DaskDispatcher),
+        ("local:3", DaskDispatcher),
+    ],
 )
 def test_scheduler_names(text, kind):
     assert isinstance(make_dispatcher(text), kind)
@@ -48,10 +54,54 @@ def test_scheduler_names(text, kind):
     assert make_dispatcher("tcp://127.0.0.1:8786").address == "tcp://127.0.0.1:8786"
 
 
-@pytest.mark.parametrize("text", ["local:0", "local:x", "tcp://nohost", "udp://a:1", "lcoal"])
+@pytest.mark.parametrize(
+    "text", ["local:0", "local:x", "tcp://nohost", "udp://a:1", "lcoal", "auto:2"]
+)
 def test_bad_scheduler_names_are_refused(text):
     with pytest.raises(ConfigError, match="scheduler|workers"):
         make_dispatcher(text)
+
+
+def _sleepers(count: int, seconds: float) -> dict:
+    def unit(i):
+        return lambda: (time.sleep(seconds), os.getpid(), i)[1:]
+
+    return {f"u{i}": unit(i) for i in range(count)}
+
+
+def _pids(results) -> set:
+    return {value[0] for _, value, _ in results}
+
+
+def test_auto_stays_in_this_process_on_few_cores():
+    auto = Auto(cores=cluster.AUTO_MIN_CORES - 1)
+    results = list(auto.map(_sleepers(3, 0.0)))
+    assert _pids(results) == {os.getpid()} and [v[1] for _, v, _ in results] == [0, 1, 2]
+    assert "serial" in auto.description and "cores" in auto.description
+    auto.close()
+
+
+def test_auto_stays_in_this_process_for_short_units(monkeypatch):
+    monkeypatch.setattr(cluster, "AUTO_MIN_CORES", 2)
+    monkeypatch.setattr(cluster, "AUTO_MIN_SECONDS", 5.0)
+    auto = Auto(cores=2)
+    assert _pids(auto.map(_sleepers(3, 0.05))) == {os.getpid()}  # 2 x 0.05 s < 5 s
+    assert _pids(auto.map({"one": lambda: (os.getpid(), 0)})) == {os.getpid()}
+    assert "serial" in auto.description
+    auto.close()
+
+
+def test_auto_sends_long_batches_to_a_local_cluster(monkeypatch):
+    monkeypatch.setattr(cluster, "AUTO_MIN_CORES", 2)
+    monkeypatch.setattr(cluster, "AUTO_MIN_SECONDS", 0.5)
+    with Auto(cores=2) as auto:
+        results = list(auto.map(_sleepers(3, 0.3)))  # the first unit: 2 x 0.3 s >= 0.5 s
+        assert sorted(v[1] for _, v, _ in results) == [0, 1, 2]
+        assert results[0][1][0] == os.getpid()  # the timed first unit ran here
+        assert os.getpid() not in _pids(results[1:])
+        assert "local Dask cluster, 2 workers" in auto.description
+        # The cluster, once started, takes later batches of two or more at once.
+        assert os.getpid() not in _pids(auto.map(_sleepers(2, 0.0)))
 
 
 def test_local_cluster_gives_the_serial_results_bit_for_bit(serial_run, tmp_path, real_data):

@@ -28,9 +28,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     p.add_argument(
         "--scheduler",
-        default="local",
-        help="where independent units (restarts, sweep points, models) run: local "
-        "(a Dask cluster sized to this machine, the default), local:N (N workers), "
+        default="auto",
+        help="where independent units (restarts, sweep points, models) run: auto (the "
+        "default: this process on fewer than 4 cores or for short work, else a local "
+        "Dask cluster), local (a Dask cluster sized to this machine), local:N (N workers), "
         "serial (this process), or tcp://HOST:PORT (an existing Dask scheduler)",
     )
 

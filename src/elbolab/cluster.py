@@ -9,9 +9,16 @@ the same seeds give the same results.
 
 Schedulers (the CLI's ``--scheduler``):
 
+``auto`` (the default)
+    Serial where a local cluster cannot pay for itself, a local cluster where it can
+    (:class:`Auto`): serial on a machine with fewer than ``AUTO_MIN_CORES`` cores, where
+    every unit already uses all cores through numba's and torch's threads; otherwise
+    the first unit of a batch runs here, timed, and the rest go to a local cluster (one
+    worker per core) if they would take at least ``AUTO_MIN_SECONDS`` in series by that
+    estimate. Once started, the cluster serves every later batch of two or more units.
 ``serial``
-    Every unit in this process, one after the other (the library's default).
-``local`` (the CLI's default) or ``local:N``
+    Every unit in this process, one after the other.
+``local`` or ``local:N``
     A ``distributed.LocalCluster`` of N worker processes with one thread each; N
     defaults to the machine's cores. It starts at the first unit a run needs, so a run
     resumed after its last unit never starts one.
@@ -41,7 +48,14 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["Serial", "DaskDispatcher", "make_dispatcher"]
+__all__ = ["Auto", "Serial", "DaskDispatcher", "make_dispatcher"]
+
+# The ``auto`` rule (see the module docstring); benchmarks/cluster_restart_sweep.py
+# measures what it rests on. On 2 cores a local cluster was slower than serial for every
+# unit length and count measured: its workers take seconds to start and import, and a
+# unit on one thread is slower than the same unit on all cores.
+AUTO_MIN_CORES = 4
+AUTO_MIN_SECONDS = 30.0
 
 
 # Environment of local workers. Bars from several workers would garble one terminal; the
@@ -111,7 +125,7 @@ class DaskDispatcher:
 
     def __init__(self, address: str | None = None, n_workers: int | None = None):
         self.address = address
-        self.n_workers = n_workers or os.cpu_count() or 1
+        self.n_workers = n_workers or usable_cores()
         self._client = None
         self._cluster = None
 
@@ -181,9 +195,71 @@ class DaskDispatcher:
         self.close()
 
 
-def make_dispatcher(scheduler: str | None) -> Serial | DaskDispatcher:
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the platform tells)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+class Auto:
+    """Serial where a local cluster cannot pay for itself, a local cluster where it can.
+
+    Parameters
+    ----------
+    cores : int, optional
+        Cores to plan for (default: those this process may use).
+
+    See the module docstring for the rule; :attr:`description` says which way it went.
+    """
+
+    def __init__(self, cores: int | None = None):
+        self.cores = cores or usable_cores()
+        self._serial = Serial()
+        self._cluster: DaskDispatcher | None = None
+
+    @property
+    def description(self) -> str:
+        if self._cluster is not None:
+            return f"auto: {self._cluster.description}"
+        if self.cores < AUTO_MIN_CORES:
+            return f"auto: serial ({self.cores} cores, fewer than {AUTO_MIN_CORES})"
+        return "auto: serial (no batch of units long enough for a local cluster)"
+
+    def map(self, units: Mapping[str, Callable[[], Any]]) -> Iterator[tuple[str, Any, float]]:
+        """Yield ``(key, value, seconds)`` for every unit (see the class docstring)."""
+        if self._cluster is not None and len(units) >= 2:
+            yield from self._cluster.map(units)
+            return
+        if self.cores < AUTO_MIN_CORES or len(units) < 2:
+            yield from self._serial.map(units)
+            return
+        (first_key, first), *rest = units.items()
+        value, seconds = _timed(first)
+        yield first_key, value, seconds
+        rest = dict(rest)
+        if seconds * len(rest) >= AUTO_MIN_SECONDS:
+            self._cluster = DaskDispatcher(n_workers=self.cores)
+            yield from self._cluster.map(rest)
+        else:
+            yield from self._serial.map(rest)
+
+    def close(self) -> None:
+        if self._cluster is not None:
+            self._cluster.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def make_dispatcher(scheduler: str | None) -> Auto | Serial | DaskDispatcher:
     """The dispatcher for a ``--scheduler`` value (see the module docstring)."""
-    if scheduler in (None, "", "serial"):
+    if scheduler in (None, "", "auto"):
+        return Auto()
+    if scheduler == "serial":
         return Serial()
     if scheduler == "local":
         return DaskDispatcher()
@@ -198,5 +274,5 @@ def make_dispatcher(scheduler: str | None) -> Serial | DaskDispatcher:
             raise ConfigError(f"--scheduler expects tcp://HOST:PORT, got {scheduler!r}")
         return DaskDispatcher(address=scheduler)
     raise ConfigError(
-        f"unknown scheduler {scheduler!r}; use serial, local, local:N or tcp://HOST:PORT"
+        f"unknown scheduler {scheduler!r}; use auto, serial, local, local:N or tcp://HOST:PORT"
     )
