@@ -43,8 +43,15 @@ def test_refuses_a_file(tmp_path):
 
 
 def test_directory_with_only_own_empty_subfolders_counts_as_empty(tmp_path):
-    RunDir(tmp_path / "run")  # made figures/, then "crashed"
-    RunDir(tmp_path / "run")  # no --resume needed
+    first = RunDir(tmp_path / "run")  # made figures/, then "crashed"
+    first.checkpoints.mkdir()
+    assert sorted(p.name for p in first.path.iterdir()) == ["checkpoints", "figures"]
+    again = RunDir(tmp_path / "run")  # no --resume needed: nothing in it is a result
+    assert again.figures.is_dir() and not again.is_complete()
+    # One file anywhere makes it a run that needs --resume or --overwrite.
+    (first.figures / "a.png").write_bytes(b"png")
+    with pytest.raises(ConfigError, match="--resume"):
+        RunDir(tmp_path / "run")
 
 
 def test_overwrite_refuses_foreign_non_empty_folder(tmp_path):
