@@ -1,40 +1,36 @@
-"""The ``landscape`` study end to end with its smoke preset on the AP mirror."""
+"""The ``landscape`` study end to end with its smoke preset, on a tiny corpus drawn from
+known topics (always) and on the AP mirror."""
 
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from elbolab import cli
+from elbolab.landscape import LDAObjective
 from elbolab.studies import landscape
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _data_root():
-    root = os.environ.get("ELBOLAB_DATA")
-    if not root or not (Path(root) / "ap" / "ap.dat").exists():
-        pytest.skip("ELBOLAB_DATA does not point at the dataset mirror")
-    return root
+@pytest.fixture(scope="module", params=["tiny", "real"])
+def data_root(request, tiny_data, real_data):
+    return tiny_data.root if request.param == "tiny" else real_data("ap")
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    _data_root()
-    out = tmp_path_factory.mktemp("landscape") / "run"
-    args = ["run", "landscape", "--preset", "smoke", "--out", str(out), "--scheduler", "serial"]
-    assert cli.main(args) == 0
-    return out, json.loads((out / "metrics.json").read_text())
+def smoke_run(request, smoke_runs, data_root, tiny_data):
+    return smoke_runs("landscape", "tiny" if data_root == tiny_data.root else "real")
 
 
 def _without_timings(metrics):
     return {k: v for k, v in metrics.items() if k not in ("timings", "scheduler")}
 
 
-def test_metrics_carry_every_barrier_and_the_alignment(smoke_run):
+def test_metrics_carry_every_barrier_and_the_alignment(smoke_run, assert_finite):
     _, m = smoke_run
+    assert_finite(m)
     keys = {
         "linear_unaligned",
         "linear_aligned",
@@ -45,10 +41,16 @@ def test_metrics_carry_every_barrier_and_the_alignment(smoke_run):
         "neb_full",
     }
     assert set(m["barrier"]) == keys
-    assert all(v >= 0 and np.isfinite(v) for v in m["barrier"].values())
+    assert all(v >= 0 for v in m["barrier"].values())
     k = landscape.PRESETS["smoke"].n_topics
     assert sorted(m["alignment"]["permutation"]) == list(range(k))
     assert m["endpoints"]["a"] != m["endpoints"]["b"]
+    # a is the best maximum, b the best distinct other one.
+    profile = m["endpoints"]["profile_elbo_restarts"]
+    assert m["endpoints"]["a"] == int(np.argmax(profile))
+    assert m["endpoints"]["elbo_a"] >= m["endpoints"]["elbo_b"]
+    for kk, point in m["sweeps"]["topics"].items():
+        assert point["elbo_a"] >= point["elbo_b"], kk
     # The profile ELBO at a fitted lambda and the full ELBO at (lambda, E-step gamma,
     # optimal phi) are the same number.
     assert m["endpoints"]["elbo_a"] == pytest.approx(m["endpoints"]["elbo_full_a"], rel=1e-9)
@@ -65,12 +67,59 @@ def test_metrics_carry_every_barrier_and_the_alignment(smoke_run):
     )
 
 
-def test_paths_keep_their_endpoints(smoke_run):
-    _, m = smoke_run
+def test_paths_keep_their_endpoints(smoke_run, data_root):
+    out, m = smoke_run
+    ends = m["endpoints"]
+    a, b = ends["a"], ends["b"]
+    # The maxima's profile ELBOs as _choose_pair evaluated them on the fitted lambdas,
+    # before any path existed (b unaligned: the ELBO does not depend on topic labels).
+    at_fit = ends["profile_elbo_restarts"]
     for name in ("neb_profile", "autoneb", "bezier"):
         path = m["paths"][name]
-        assert path["f_a"] == m["endpoints"]["elbo_a"]
-        assert path["f_b"] == m["endpoints"]["elbo_b"]
+        assert path["f_a"] == pytest.approx(at_fit[a], rel=1e-10), name
+        assert path["f_b"] == pytest.approx(at_fit[b], rel=1e-10), name
+    # Evaluate the saved NEB path's end pivots afresh: they are still the two maxima.
+    cfg = landscape.PRESETS["smoke"]
+    train = landscape.prepare(cfg, data_root)["train"]
+    obj = LDAObjective(train, cfg.n_topics, m["fit"]["alpha"], m["fit"]["eta"], mode="profile")
+    pivots = np.load(out / "arrays.npz")["neb_profile_pivots"]
+    assert pivots.shape[0] == cfg.n_pivots
+    with torch.no_grad():
+        values = obj(torch.from_numpy(pivots[[0, -1]])).numpy()
+    np.testing.assert_allclose(values, [at_fit[a], at_fit[b]], rtol=1e-10)
+    # The profile ELBO maximizes over the local parameters at the fitted lambda, so it is
+    # at least the fit's own final ELBO, and close to it at a CAVI fixed point.
+    for r in (a, b):
+        fit_elbo = m["fit"]["elbo_restarts"][r]
+        assert fit_elbo <= at_fit[r] + 1e-9 * abs(at_fit[r])
+        assert at_fit[r] - fit_elbo <= 1e-3 * abs(at_fit[r])
+    # Word counts are discrete: every ELBO is below log p(w) <= 0.
+    assert max(at_fit) < 0 and max(m["fit"]["elbo_restarts"]) < 0
+
+
+def test_barriers_follow_from_the_values_along_each_path(smoke_run):
+    out, m = smoke_run
+    arrays = np.load(out / "arrays.npz")
+    for name in ("neb_profile", "autoneb", "bezier", "neb_full"):
+        path = m["paths"][name]
+        want = max(0.0, min(path["f_a"], path["f_b"]) - path["bottleneck"])
+        assert m["barrier"][name] == pytest.approx(want, abs=1e-9), name
+        dense = arrays[f"{name}_dense_values"]
+        assert dense.min() == pytest.approx(path["bottleneck"], rel=1e-12), name
+        assert dense[0] == pytest.approx(path["f_a"], rel=1e-10), name
+        assert dense[-1] == pytest.approx(path["f_b"], rel=1e-10), name
+    for name in ("linear_unaligned", "linear_aligned", "linear_aligned_full"):
+        dense = arrays[f"{name}_dense_values"]
+        want = max(0.0, min(dense[0], dense[-1]) - dense.min())
+        assert m["barrier"][name] == pytest.approx(want, abs=1e-9), name
+    # The straight lines start at maximum a; the aligned one ends at b's profile value.
+    at_fit = m["endpoints"]["profile_elbo_restarts"]
+    for name in ("linear_unaligned", "linear_aligned"):
+        assert arrays[f"{name}_dense_values"][0] == pytest.approx(at_fit[m["endpoints"]["a"]])
+        assert arrays[f"{name}_dense_values"][-1] == pytest.approx(at_fit[m["endpoints"]["b"]])
+    tokens = m["data"]["n_train_tokens"]
+    for name, value in m["barrier"].items():
+        assert m["barrier_per_token"][name] == pytest.approx(value / tokens)
 
 
 def test_report_has_every_figure(smoke_run):
@@ -90,10 +139,13 @@ def test_report_has_every_figure(smoke_run):
     assert html.count("data:image/png;base64") == len(names)
 
 
-def test_a_local_cluster_gives_the_serial_numbers(smoke_run, tmp_path):
-    _, serial = smoke_run
+def test_a_local_cluster_gives_the_serial_numbers(smoke_runs, real_data, tmp_path):
+    # On the mirror only: a local cluster costs its start-up on top of the run.
+    root = real_data("ap")
+    _, serial = smoke_runs("landscape", "real")
     out = tmp_path / "run"
-    args = ["run", "landscape", "--preset", "smoke", "--out", str(out), "--scheduler", "local:2"]
+    args = ["run", "landscape", "--preset", "smoke", "--out", str(out), "--data", str(root)]
+    args += ["--scheduler", "local:2"]
     assert cli.main(args) == 0
     on_cluster = json.loads((out / "metrics.json").read_text())
     assert on_cluster["scheduler"].startswith("local Dask cluster, 2 workers")
