@@ -28,10 +28,16 @@ from elbolab.errors import ConfigError, DataError
 
 
 def mirror_root(name):
-    """The shared data mirror ($ELBOLAB_DATA, else ../shared/data), or skip."""
+    """The shared data mirror ($ELBOLAB_DATA, else ../shared/data), or skip.
+
+    With ``ELBOLAB_DATA`` set (as the README's test command sets it) a missing dataset
+    fails the test instead: the real-data tests must not pass by skipping.
+    """
     env = os.environ.get("ELBOLAB_DATA")
     root = Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
     if not all((root / f.path).is_file() for f in DATASETS[name].files):
+        if env:
+            pytest.fail(f"ELBOLAB_DATA={env} is set but dataset {name} is not under it")
         pytest.skip(f"dataset {name} not under {root}; set ELBOLAB_DATA to the data mirror")
     return root
 

@@ -3,12 +3,10 @@
 Closed forms are checked against scipy and Monte Carlo, the bound against scikit-learn's
 ``_approx_bound`` on the same (lambda, gamma), and the fit against a corpus drawn from
 LDA with known topics. Everything runs on tiny synthetic corpora made here; the one test
-on real AP data skips unless ``$ELBOLAB_DATA`` points at the data mirror.
+on real AP data skips without ``$ELBOLAB_DATA`` and fails when it is set but wrong.
 """
 
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -443,18 +441,8 @@ def test_unfitted_model_refuses_to_score(small):
 
 
 # ------------------------------------------------------------------------ real data
-def _ap_root() -> Path:
-    env = os.environ.get("ELBOLAB_DATA")
-    if not env:
-        pytest.skip("ELBOLAB_DATA is not set; point it at the data mirror to run AP tests")
-    root = Path(env)
-    if not (root / "ap" / "ap.dat").is_file():
-        pytest.skip(f"no ap/ap.dat under ELBOLAB_DATA={env}")
-    return root
-
-
-def test_ap_five_topics_five_iterations():
-    ap = load_ap(_ap_root())
+def test_ap_five_topics_five_iterations(real_data):
+    ap = load_ap(real_data("ap"))
     assert isinstance(ap, Corpus)
     model = LDA(n_topics=5, max_iter=5, tol=0).fit(ap)
     per_token = model.history_ / ap.n_tokens
