@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.distributions import kl_divergence
 
-from elbolab.errors import ConfigError
+from elbolab.errors import ConfigError, NumericalError
 from elbolab.models.trainer import CHECKPOINT_NAME, train
 from elbolab.models.vae import VAE
 from elbolab.objectives import elbo_loss
@@ -165,5 +165,5 @@ def test_non_finite_loss_is_reported():
     def nan_loss(model, xb, generator):
         return elbo_loss(model, xb, generator) * float("nan")
 
-    with pytest.raises(ConfigError, match="lr"):
+    with pytest.raises(NumericalError, match="lr"):
         train(_model(), nan_loss, x, None, generator=0, epochs=1, batch_size=5, progress=False)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from elbolab import checks
 from elbolab.errors import ConfigError, DataError
 
 __all__ = ["Corpus"]
@@ -37,23 +38,13 @@ def _as_canonical_csr(counts) -> sp.csr_matrix:
     if mat.ndim != 2:
         raise DataError(f"counts must be 2-D (documents x words), got shape {mat.shape}")
     data = mat.data
-    if data.dtype.kind == "b":
-        data = data.astype(np.int64)
-    elif data.dtype.kind == "f":
-        # Accept integral floats (e.g. from a dense float array) but never round silently.
-        if not np.all(np.isfinite(data)) or np.any(data != np.round(data)):
-            raise DataError("counts must be non-negative integers; found non-integer values")
-        data = data.astype(np.int64)
-    elif data.dtype.kind == "u":
-        if data.dtype.itemsize >= 8 and data.size and data.max() > np.iinfo(np.int64).max:
-            raise DataError("counts too large for int64")
-        data = data.astype(np.int64)
-    elif data.dtype.kind != "i":
+    if data.dtype.kind not in "biuf":
         raise DataError(f"counts must have an integer dtype, got {data.dtype}")
-    elif data.dtype not in (np.int32, np.int64):
-        data = data.astype(np.int64)
-    if data.size and data.min() < 0:
-        raise DataError("counts must be non-negative integers; found a negative count")
+    # Integral floats are accepted (never rounded silently); every count and the total
+    # must stay <= 2**53 so that n_tokens and doc_lengths cannot overflow int64.
+    data = checks.count_data(data, "counts")
+    if mat.data.dtype == np.int32:
+        data = data.astype(np.int32)  # int32 counts stay int32 (they fit by definition)
     # Rebuild with the cleaned data so we never mutate the caller's matrix in place.
     mat = sp.csr_matrix((data, mat.indices.copy(), mat.indptr.copy()), shape=mat.shape)
     mat.sum_duplicates()  # also sorts indices
@@ -62,13 +53,8 @@ def _as_canonical_csr(counts) -> sp.csr_matrix:
     return mat
 
 
-def _check_fraction(value, name: str) -> None:
-    try:
-        ok = 0.0 < float(value) < 1.0
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ConfigError(f"{name} must lie in (0, 1), got {value!r}")
+def _check_fraction(value, name: str) -> float:
+    return checks.fraction(value, name)
 
 
 @dataclass(eq=False)
@@ -98,6 +84,12 @@ class Corpus:
 
     def __post_init__(self):
         self.counts = _as_canonical_csr(self.counts)
+        if isinstance(self.vocab, (str, bytes)) or not hasattr(self.vocab, "__iter__"):
+            raise DataError(f"vocab must be a list of words, got {type(self.vocab).__name__}")
+        if self.doc_ids is not None and (
+            isinstance(self.doc_ids, (str, bytes)) or not hasattr(self.doc_ids, "__iter__")
+        ):
+            raise DataError(f"doc_ids must be a list of names, got {type(self.doc_ids).__name__}")
         self.vocab = [str(w) for w in self.vocab]
         n_docs, n_words = self.counts.shape
         if len(self.vocab) != n_words:
@@ -219,10 +211,10 @@ class Corpus:
         train, test : Corpus
             Both keep the documents' original relative order and the full vocabulary.
         """
-        _check_fraction(test_fraction, "test_fraction")
+        test_fraction = _check_fraction(test_fraction, "test_fraction")
+        rng = checks.numpy_rng(seed, "seed")
         if self.n_docs < 2:
             raise ConfigError("train_test_split needs at least 2 documents")
-        rng = np.random.default_rng(seed)
         n_test = int(np.clip(round(test_fraction * self.n_docs), 1, self.n_docs - 1))
         is_test = np.zeros(self.n_docs, dtype=bool)
         is_test[rng.permutation(self.n_docs)[:n_test]] = True
@@ -251,8 +243,8 @@ class Corpus:
             Same shape, vocabulary and doc_ids as ``self``;
             ``observed.counts + heldout.counts == self.counts`` exactly.
         """
-        _check_fraction(observed_fraction, "observed_fraction")
-        rng = np.random.default_rng(seed)
+        observed_fraction = _check_fraction(observed_fraction, "observed_fraction")
+        rng = checks.numpy_rng(seed, "seed")
         mat = self.counts
         lengths = self.doc_lengths
         k = np.clip(np.rint(observed_fraction * lengths).astype(np.int64), 1, lengths - 1)

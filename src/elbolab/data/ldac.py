@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from elbolab import checks
 from elbolab.data.corpus import Corpus
 from elbolab.errors import DataError
 
@@ -74,7 +75,7 @@ def read_vocab(vocab_path) -> list[str]:
     DataError
         Missing file, empty file, blank line or a word that repeats (with its line).
     """
-    path = Path(vocab_path)
+    path = checks.path(vocab_path, "vocab_path")
     words = [
         w.strip()
         for w in _split_lines(_decode(_read_bytes(path, "vocabulary file"), path, "utf-8"))
@@ -144,7 +145,7 @@ def read_ldac(dat_path, vocab_path=None) -> Corpus:
         positive integer, a word id outside the vocabulary, or a word id repeated within a
         document.
     """
-    path = Path(dat_path)
+    path = checks.path(dat_path, "dat_path")
     vocab = None if vocab_path is None else read_vocab(vocab_path)
     text = _decode(_read_bytes(path, "lda-c file"), path, "ascii")
     lines = _split_lines(text)
@@ -253,6 +254,11 @@ def write_ldac(corpus: Corpus, dat_path, vocab_path=None) -> None:
         A word that cannot be stored one per line (empty, or with a newline or
         surrounding whitespace), or an OS error while writing.
     """
+    if not isinstance(corpus, Corpus):
+        raise DataError(f"corpus must be a Corpus, got {type(corpus).__name__}")
+    dat_path = checks.path(dat_path, "dat_path")
+    if vocab_path is not None:
+        vocab_path = checks.path(vocab_path, "vocab_path")
     for i, word in enumerate(corpus.vocab):
         if not word or word != word.strip() or "\n" in word or "\r" in word:
             raise DataError(f"word {i} ({word!r}) cannot be written one word per line")

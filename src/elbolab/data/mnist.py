@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from elbolab import checks
 from elbolab.errors import ConfigError, DataError
 
 __all__ = [
@@ -116,7 +117,9 @@ def read_idx(path, magic: int | None = None) -> np.ndarray:
         Missing file, corrupt or truncated gzip stream, wrong magic, or a payload whose
         length disagrees with the header ("expected X bytes, found Y").
     """
-    path = Path(path)
+    path = checks.path(path, "path")
+    if magic is not None:
+        magic = checks.integer(magic, "magic", 0, 2**32 - 1)
     with _open(path, "IDX file") as f:
         try:
             return _read_idx_stream(f, path, magic)
@@ -194,7 +197,7 @@ def read_amat(path) -> np.ndarray:
         Missing or corrupt file, no images, or the first bad line (a value other than
         0/1, or not 784 values) with its 1-based line number.
     """
-    path = Path(path)
+    path = checks.path(path, "path")
     raw = _read_all(path, "amat file")
     fast = _amat_fast(raw)
     return fast if fast is not None else _amat_slow(raw, path)

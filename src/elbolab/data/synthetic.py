@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import scipy.sparse as sp
 
+from elbolab import checks
 from elbolab.data.corpus import Corpus
 from elbolab.errors import ConfigError
 
@@ -14,7 +13,9 @@ __all__ = ["lda_corpus"]
 
 
 def _concentration(value, size: int, name: str) -> np.ndarray:
-    arr = np.asarray(value, dtype=np.float64)
+    if checks.is_real(value):
+        value = float(value)
+    arr = checks.real_tensor(value, name, ConfigError).numpy().astype(np.float64)
     if arr.ndim == 0:
         arr = np.full(size, float(arr))
     if arr.shape != (size,):
@@ -25,13 +26,13 @@ def _concentration(value, size: int, name: str) -> np.ndarray:
 
 
 def _doc_lengths(doc_length, n_docs: int, rng: np.random.Generator) -> np.ndarray:
-    if isinstance(doc_length, bool):
+    if isinstance(doc_length, (bool, np.bool_)) or not checks.is_real(doc_length):
         raise ConfigError(f"doc_length must be a positive int or float, got {doc_length!r}")
-    if isinstance(doc_length, numbers.Integral):
+    if checks.is_integer(doc_length):
         if doc_length < 1:
             raise ConfigError(f"doc_length must be at least 1, got {doc_length}")
         return np.full(n_docs, int(doc_length), dtype=np.int64)
-    if isinstance(doc_length, numbers.Real) and np.isfinite(doc_length) and doc_length > 0:
+    if np.isfinite(doc_length) and doc_length > 0:
         # Poisson lengths, floored at 1 so that no document is empty.
         return np.maximum(rng.poisson(float(doc_length), size=n_docs), 1).astype(np.int64)
     raise ConfigError(f"doc_length must be a positive int or float, got {doc_length!r}")
@@ -74,10 +75,10 @@ def lda_corpus(
     theta : (D, K) float64
         Topic proportions, rows sum to 1.
     """
-    for label, value in (("n_docs", n_docs), ("n_words", n_words), ("n_topics", n_topics)):
-        if not isinstance(value, numbers.Integral) or value < 1:
-            raise ConfigError(f"{label} must be a positive int, got {value!r}")
-    rng = np.random.default_rng(seed)
+    n_docs = checks.integer(n_docs, "n_docs", 1)
+    n_words = checks.integer(n_words, "n_words", 1)
+    n_topics = checks.integer(n_topics, "n_topics", 1)
+    rng = checks.numpy_rng(seed, "seed")
     alpha = _concentration(alpha, n_topics, "alpha")
     eta = _concentration(eta, n_words, "eta")
     topics = rng.dirichlet(eta, size=n_topics)

@@ -19,28 +19,28 @@ import math
 import numpy as np
 import torch
 
+from .. import checks
 from ..errors import ConfigError
 
 __all__ = ["kl_per_dimension", "active_units", "collapse_curve", "collapsed_fraction"]
 
 
-def _matrix(a, name: str) -> torch.Tensor:
-    if isinstance(a, np.ndarray):
-        a = torch.from_numpy(a)
-    if not isinstance(a, torch.Tensor):
+def _matrix(a, name: str, allow_inf: bool = False) -> torch.Tensor:
+    if not isinstance(a, (torch.Tensor, np.ndarray)):
         raise ConfigError(f"{name} must be a tensor or numpy array, got {type(a).__name__}")
+    a = checks.real_tensor(a, name, ConfigError)
     if a.ndim != 2 or a.shape[0] == 0 or a.shape[1] == 0:
         raise ConfigError(f"{name} must have shape (N, d) with N, d >= 1, got {tuple(a.shape)}")
     a = a.detach().to(torch.float64)
     if torch.isnan(a).any():
         raise ConfigError(f"{name} has NaN entries")
+    if not allow_inf and torch.isinf(a).any():
+        raise ConfigError(f"{name} has infinite entries")
     return a
 
 
 def _probability(value, name: str) -> float:
-    if not (isinstance(value, (int, float)) and 0 <= value <= 1):
-        raise ConfigError(f"{name} must be a number in [0, 1], got {value!r}")
-    return float(value)
+    return checks.probability(value, name)
 
 
 def kl_per_dimension(mu, std) -> torch.Tensor:
@@ -86,8 +86,7 @@ def active_units(mu, threshold: float = 0.01) -> dict:
     mu = _matrix(mu, "mu")
     if mu.shape[0] < 2:
         raise ConfigError("active_units needs at least 2 data points")
-    if not (isinstance(threshold, (int, float)) and threshold >= 0):
-        raise ConfigError(f"threshold must be a number >= 0, got {threshold!r}")
+    threshold = checks.number(threshold, "threshold", minimum=0.0)
     var = mu.var(0, unbiased=False)
     active = var > threshold
     return {
@@ -116,9 +115,9 @@ def collapse_curve(kl_per_dim, epsilons, delta: float = 0.01) -> dict:
     the d dimensions with P_x[KL_i < epsilon] >= 1 - delta; non-decreasing in epsilon),
     ``"prob_below"`` ((E, d), P_x[KL_i < epsilon] per dimension), ``"delta"``.
     """
-    kl = _matrix(kl_per_dim, "kl_per_dim")
+    kl = _matrix(kl_per_dim, "kl_per_dim", allow_inf=True)
     delta = _probability(delta, "delta")
-    eps = torch.as_tensor(np.asarray(epsilons, dtype=np.float64)).reshape(-1)
+    eps = checks.real_tensor(epsilons, "epsilons", ConfigError).to(torch.float64).reshape(-1)
     if eps.numel() == 0 or torch.isnan(eps).any():
         raise ConfigError("epsilons must be a non-empty sequence of numbers")
     # P_x[KL_i < eps] for all eps at once by sorting each dimension's KLs.

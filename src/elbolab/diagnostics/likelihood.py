@@ -24,9 +24,10 @@ import math
 
 import torch
 
-from ..errors import ConfigError
+from .. import checks
+from ..errors import ConfigError, NumericalError
 from ..models.vae import make_generator, rsample
-from ..objectives.elbo import _as_data
+from ..objectives.elbo import _as_data, _prior
 from ..progress import progress as progress_bar
 
 __all__ = ["log_likelihood"]
@@ -74,18 +75,11 @@ def log_likelihood(
         data, sqrt(sum_n se_n^2) / N;
         ``"k"`` : int.
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ConfigError(f"k must be a positive integer, got {k!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if chunk_size is not None and (
-        isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
-    ):
-        raise ConfigError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    if not isinstance(x, torch.Tensor):
-        x = torch.as_tensor(x)
-    if x.ndim != 2 or x.shape[0] == 0:
-        raise ConfigError(f"x must be a non-empty (N, D) tensor, got shape {tuple(x.shape)}")
+    k = checks.integer(k, "k", 1)
+    batch_size = checks.integer(batch_size, "batch_size", 1)
+    if chunk_size is not None:
+        chunk_size = checks.integer(chunk_size, "chunk_size", 1)
+    x = _as_data(model, x)
     gen = make_generator(generator)
     n = x.shape[0]
     chunk = chunk_size or max(1, 50_000 // min(batch_size, n))
@@ -98,10 +92,12 @@ def log_likelihood(
         total=len(starts), desc="log p(x)", unit="batch", disable=None if progress else True
     )
     with torch.no_grad(), bar:
-        prior = model.prior()
+        prior = None
         for i0 in starts:
-            xb = _as_data(model, x[i0 : i0 + batch_size])
+            xb = x[i0 : i0 + batch_size]
             q = model.encode(xb)
+            if prior is None:
+                prior = _prior(model, q)
             a1 = torch.full((xb.shape[0],), -math.inf, dtype=torch.float64)
             a2 = a1.clone()
             for c0 in range(0, k, chunk):
@@ -110,6 +106,17 @@ def log_likelihood(
                 log_w = (
                     model.decode(z).log_prob(xb) + prior.log_prob(z) - q.log_prob(z)
                 ).double()  # (kc, b)
+                if tuple(log_w.shape) != (kc, xb.shape[0]):
+                    raise ConfigError(
+                        f"log_likelihood: log weights have shape {tuple(log_w.shape)}, expected "
+                        f"({kc}, {xb.shape[0]}); the model must follow the VAE protocol"
+                    )
+                if not bool(torch.isfinite(log_w).all()):
+                    raise NumericalError(
+                        f"log_likelihood: a log weight is NaN or infinite for x rows {i0}.."
+                        f"{i0 + xb.shape[0] - 1} (the model's encoder or decoder returned "
+                        "non-finite values)"
+                    )
                 a1 = torch.logaddexp(a1, torch.logsumexp(log_w, 0))
                 a2 = torch.logaddexp(a2, torch.logsumexp(2.0 * log_w, 0))
             lse1[i0 : i0 + xb.shape[0]] = a1

@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from torch.distributions import Independent, Normal
 
+from .. import checks
 from ..errors import ConfigError
 from ..models.vae import make_generator, rsample
 from ..progress import progress as progress_bar
@@ -58,11 +59,9 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 
 def _as_f64(a, name: str) -> torch.Tensor:
-    if isinstance(a, np.ndarray):
-        a = torch.from_numpy(a)
-    if not isinstance(a, torch.Tensor):
+    if not isinstance(a, (torch.Tensor, np.ndarray)):
         raise ConfigError(f"{name} must be a tensor or numpy array, got {type(a).__name__}")
-    return a.detach().to(torch.float64)
+    return checks.real_tensor(a, name, ConfigError).detach().to(torch.float64)
 
 
 def _check_mu_std(mu, std) -> tuple[torch.Tensor, torch.Tensor]:
@@ -202,10 +201,8 @@ def log_aggregate_posterior(
     own = torch.as_tensor(own).to(torch.long)
     if own.shape != (m_total,) or (m_total and (own.min() < 0 or own.max() >= n)):
         raise ConfigError("own must be an (M,) tensor of indices in [0, N)")
-    batch_size = int(batch_size)
-    column_size = int(column_size)
-    if batch_size < 1 or column_size < 1:
-        raise ConfigError("batch_size and column_size must be >= 1")
+    batch_size = checks.integer(batch_size, "batch_size", 1)
+    column_size = checks.integer(column_size, "column_size", 1)
     if method not in ("auto", "gemm", "direct"):
         raise ConfigError(f"method must be 'auto', 'gemm' or 'direct', got {method!r}")
     if method == "auto":
@@ -354,11 +351,13 @@ def surgery(
     variance: that standard error is not inflated by the spread of KL_n over data.
     """
     mu, std = _check_mu_std(mu, std)
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-        raise ConfigError(f"n_samples must be a positive integer, got {n_samples!r}")
+    n_samples = checks.integer(n_samples, "n_samples", 1)
+    batch_size = checks.integer(batch_size, "batch_size", 1)
     gen = make_generator(generator)
     n, d = mu.shape
     s = n_samples
+    if prior is not None:
+        prior = checks.diagonal_prior(prior, d, "prior")
 
     z = rsample(Independent(Normal(mu, std), 1), s, gen).reshape(s * n, d)
     own = torch.arange(n).repeat(s)
@@ -376,8 +375,6 @@ def surgery(
     if prior is None:
         lp = -0.5 * (z * z).sum(1) - 0.5 * d * _LOG_2PI
     else:
-        if not hasattr(prior, "log_prob"):
-            raise ConfigError("prior must have a log_prob method (or be None for N(0, I))")
         lp = _prior_log_prob(prior, z, max(1, batch_size))
         if lp.shape != (s * n,):
             raise ConfigError(
@@ -459,15 +456,14 @@ def surgery_model(
     """
     from ..objectives.elbo import _as_data
 
-    if not isinstance(x, torch.Tensor):
-        x = torch.as_tensor(x)
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-        raise ConfigError(f"n_samples must be a positive integer, got {n_samples!r}")
+    n_samples = checks.integer(n_samples, "n_samples", 1)
+    encode_batch_size = checks.integer(encode_batch_size, "encode_batch_size", 1)
+    x = _as_data(model, x)
     gen = make_generator(generator)
     mus, stds, recs = [], [], []
     with torch.no_grad():
-        for i0 in range(0, x.shape[0], int(encode_batch_size)):
-            xb = _as_data(model, x[i0 : i0 + int(encode_batch_size)])
+        for i0 in range(0, x.shape[0], encode_batch_size):
+            xb = x[i0 : i0 + encode_batch_size]
             q = model.encode(xb)
             if not (isinstance(q, Independent) and isinstance(q.base_dist, Normal)):
                 raise ConfigError("surgery_model needs an encoder returning Independent(Normal)")
@@ -475,10 +471,13 @@ def surgery_model(
             recs.append(model.decode(zb).log_prob(xb).double())  # (S, b)
             mus.append(q.base_dist.loc.double())
             stds.append(q.base_dist.scale.double())
-        prior = model.prior()
+        prior = checks.diagonal_prior(model.prior(), mus[0].shape[-1], "model.prior()")
     mu = torch.cat(mus)
     std = torch.cat(stds)
     rec = torch.cat(recs, 1)
+    checks.finite(mu, "surgery_model", "the encoder's mean for x")
+    checks.finite(std, "surgery_model", "the encoder's standard deviation for x")
+    checks.finite(rec, "surgery_model", "the reconstruction term log p(x | z)")
     if getattr(model, "prior_kind", None) == "normal":
         prior = None  # N(0, I): analytic KL, float64 log p(z)
     out = surgery(

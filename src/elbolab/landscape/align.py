@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
+from .. import checks
 from ..errors import ConfigError
 
 __all__ = [
@@ -30,8 +31,7 @@ _METRICS = ("hellinger", "skl")
 
 
 def _rows(x, name: str) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
+    x = checks.real_tensor(x, f"align: {name}", ConfigError).detach().cpu().numpy()
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
         raise ConfigError(f"align: {name} must be a non-empty (K, V) matrix, got shape {x.shape}")
@@ -49,8 +49,7 @@ def _rows(x, name: str) -> np.ndarray:
 def _check(a, b, metric: str, floor: float) -> tuple[np.ndarray, np.ndarray]:
     if metric not in _METRICS:
         raise ConfigError(f"align: metric must be one of {_METRICS}, got {metric!r}")
-    if not (floor > 0 and np.isfinite(floor)):
-        raise ConfigError(f"align: floor must be a positive number, got {floor!r}")
+    floor = checks.positive(floor, "align: floor")
     p, q = _rows(a, "a"), _rows(b, "b")
     if p.shape != q.shape:
         raise ConfigError(f"align: a and b must have the same shape, got {p.shape} and {q.shape}")
@@ -85,7 +84,7 @@ def distance_matrix(a, b, metric: str = "hellinger", floor: float = 1e-10) -> np
         ``D[i, j] = d(a_i, b_j)``.
     """
     p, q = _check(a, b, metric, floor)
-    return _distances(p, q, metric, floor)
+    return _distances(p, q, metric, float(floor))
 
 
 def _distances(p: np.ndarray, q: np.ndarray, metric: str, floor: float) -> np.ndarray:
@@ -141,6 +140,7 @@ def align(a, b, metric: str = "hellinger", floor: float = 1e-10) -> tuple[np.nda
     >>> gamma_run2_aligned = apply_permutation(gamma_run2, perm, axis=1)   # (D, K)
     """
     p, q = _check(a, b, metric, floor)
+    floor = float(floor)
     rows, cols = linear_sum_assignment(_distances(p, q, metric, floor))
     perm = np.empty(p.shape[0], dtype=np.int64)
     perm[rows] = cols
@@ -182,6 +182,7 @@ def apply_permutation(x, perm, axis: int = 0):
     -------
     Same type as ``x``.
     """
+    axis = checks.integer(axis, "axis")
     if isinstance(x, torch.Tensor):
         if not -x.dim() <= axis < x.dim():
             raise ConfigError(f"apply_permutation: axis {axis} out of range for {x.dim()}-D input")

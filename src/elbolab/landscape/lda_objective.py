@@ -91,7 +91,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ..errors import ConfigError, DataError
+from .. import checks
+from ..errors import ConfigError, DataError, NumericalError
 from ..models import _lda_kernels as kernels
 from ..models.lda import _as_csr, _dirichlet_kl_term, dirichlet_expectation
 from .flat import Flattener
@@ -330,21 +331,13 @@ class LDAObjective:
     ):
         if mode not in _MODES:
             raise ConfigError(f"mode must be one of {_MODES}, got {mode!r}")
-        if isinstance(n_topics, bool) or not isinstance(n_topics, (int, np.integer)):
-            raise ConfigError(f"n_topics must be an integer >= 1, got {n_topics!r}")
-        if n_topics < 1:
-            raise ConfigError(f"n_topics must be an integer >= 1, got {n_topics!r}")
-        for name, value in (("alpha", alpha), ("eta", eta), ("e_step_tol", e_step_tol)):
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if not (ok and math.isfinite(value) and value > 0):
-                raise ConfigError(f"{name} must be a positive finite number, got {value!r}")
-        for name, value in (
-            ("max_e_step_iter", max_e_step_iter),
-            ("max_chunk_elements", max_chunk_elements),
-        ):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
-        X = _as_csr(corpus_or_csr)
+        n_topics = checks.integer(n_topics, "n_topics", 1)
+        alpha = checks.concentration(alpha, "alpha")
+        eta = checks.concentration(eta, "eta")
+        e_step_tol = checks.positive(e_step_tol, "e_step_tol")
+        max_e_step_iter = checks.integer(max_e_step_iter, "max_e_step_iter", 1)
+        max_chunk_elements = checks.integer(max_chunk_elements, "max_chunk_elements", 1)
+        X = _as_csr(corpus_or_csr, "corpus_or_csr")
         self.X = X
         self.mode = mode
         self.n_topics = int(n_topics)
@@ -397,7 +390,7 @@ class LDAObjective:
 
     # ------------------------------------------------------------------ conversions
     def _batch(self, x, name: str = "x") -> tuple[torch.Tensor, bool]:
-        x = torch.as_tensor(x)
+        x = checks.real_tensor(x, name, ConfigError)
         single = x.dim() == 1
         if single:
             x = x[None]
@@ -408,6 +401,8 @@ class LDAObjective:
             )
         if not x.is_floating_point():
             x = x.to(torch.float64)
+        if not bool(torch.isfinite(x.detach()).all()):
+            raise ConfigError(f"{name} has NaN or infinite entries; log-parameters must be finite")
         return x, single
 
     def _lam_numpy(self, x: torch.Tensor) -> np.ndarray:
@@ -714,6 +709,15 @@ class LDAObjective:
             values = self._profile_call(x, need_grad)
         else:
             values = self._full_call(x, need_grad)
+        bad = torch.isnan(values.detach()) | (values.detach() == math.inf)
+        if bool(bad.any()):
+            rows = torch.nonzero(bad).flatten().tolist()
+            low, high = float(x.detach().min()), float(x.detach().max())
+            raise NumericalError(
+                f"LDAObjective: the ELBO is NaN at row(s) {rows} of x, whose entries span "
+                f"[{low:.4g}, {high:.4g}]: log-parameters that far out leave float64's range "
+                "(lambda = exp(x) overflows, underflows or loses every digit)"
+            )
         return values[0] if single else values
 
     # ------------------------------------------------------------------ prediction
@@ -740,7 +744,7 @@ class LDAObjective:
             ``n_tokens`` and ``n_docs`` (ints), ``log_base`` "e".
         """
         x, _ = self._batch(x)
-        obs, held = _as_csr(observed), _as_csr(heldout)
+        obs, held = _as_csr(observed, "observed"), _as_csr(heldout, "heldout")
         if held.shape != obs.shape:
             raise DataError(
                 f"observed part {obs.shape} and held-out part {held.shape} differ in shape"

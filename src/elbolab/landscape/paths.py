@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .. import checks
 from ..errors import ConfigError, NumericalError
 from ..progress import progress
 
@@ -153,19 +154,11 @@ class PathResult:
 
 def _generator(generator: torch.Generator | int | None) -> torch.Generator:
     """An explicit CPU generator: the given one, one seeded by an int, or seed 0 for None."""
-    if isinstance(generator, torch.Generator):
-        return generator
-    if generator is None:
-        generator = 0
-    if isinstance(generator, bool) or not isinstance(generator, int):
-        raise ConfigError(
-            f"generator must be a torch.Generator, an int seed or None, got {generator!r}"
-        )
-    return torch.Generator().manual_seed(generator)
+    return checks.torch_generator(0 if generator is None else generator, "generator")
 
 
 def _endpoints(a, b) -> tuple[torch.Tensor, torch.Tensor]:
-    a, b = torch.as_tensor(a), torch.as_tensor(b)
+    a, b = checks.real_tensor(a, "a", ConfigError), checks.real_tensor(b, "b", ConfigError)
     if not a.is_floating_point():
         a = a.to(torch.get_default_dtype())
     b = b.to(dtype=a.dtype, device=a.device)
@@ -183,17 +176,18 @@ def _endpoints(a, b) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _check_positive(name: str, value, allow_zero: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        need = "a nonnegative" if allow_zero else "a positive"
-        raise ConfigError(f"{name} must be {need} finite number, got {value!r}")
-    return float(value)
+    return checks.positive(value, name, allow_zero=allow_zero)
 
 
 def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
+    return checks.integer(value, name, minimum)
+
+
+def _check_f(f) -> None:
+    if not callable(f):
+        raise ConfigError(
+            f"f must be a function mapping a (P, n) batch to (P,) values, got {type(f).__name__}"
+        )
 
 
 def _check_values(vals, rows: int) -> torch.Tensor:
@@ -211,6 +205,7 @@ def _value_and_grad(f: Func, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     f acts row by row, so the gradient of ``f(x).sum()`` with respect to ``x`` has row i
     equal to grad f(x_i).
     """
+    _check_f(f)
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
         vals = _check_values(f(x), x.shape[0])
@@ -227,6 +222,7 @@ def _value_and_grad(f: Func, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
 
 def _values(f: Func, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
     """f at every row of ``x`` without gradients, in chunks of ``batch_size`` rows."""
+    _check_f(f)
     rows = x.shape[0]
     step = rows if batch_size is None else batch_size
     out = []
@@ -324,7 +320,7 @@ def linear_path(a, b, n_pivots: int) -> torch.Tensor:
 
 def path_length(pivots: torch.Tensor) -> float:
     """Euclidean length of the polyline through the pivots, sum_i ||p_{i+1} - p_i||."""
-    pivots = torch.as_tensor(pivots)
+    pivots = checks.real_tensor(pivots, "pivots", ConfigError)
     if pivots.dim() != 2:
         raise ConfigError(f"pivots must be a (P, n) tensor, got shape {tuple(pivots.shape)}")
     return float((pivots[1:] - pivots[:-1]).norm(dim=1).sum())
@@ -377,7 +373,9 @@ def dense_points(pivots: torch.Tensor, per_segment: int = 10) -> tuple[torch.Ten
     positions : (M,) tensor
         Arc-length fraction of each point in [0, 1].
     """
-    pivots = torch.as_tensor(pivots)
+    pivots = checks.real_tensor(pivots, "pivots", ConfigError)
+    if not pivots.is_floating_point():
+        pivots = pivots.to(torch.get_default_dtype())
     if pivots.dim() != 2 or pivots.shape[0] < 2:
         raise ConfigError(f"pivots must be a (P >= 2, n) tensor, got shape {tuple(pivots.shape)}")
     per_segment = _check_int("per_segment", per_segment, 1)
@@ -667,7 +665,8 @@ def _start_path(a, b, n_pivots, init, noise, generator, project) -> torch.Tensor
     if init is None:
         path = linear_path(a, b, n_pivots)
     else:
-        path = torch.as_tensor(init).to(dtype=a.dtype, device=a.device).detach().clone()
+        path = checks.real_tensor(init, "init", ConfigError)
+        path = path.to(dtype=a.dtype, device=a.device).detach().clone()
         if path.dim() != 2 or path.shape[0] < 3 or path.shape[1] != a.shape[0]:
             raise ConfigError(
                 f"init must be a (P >= 3, {a.shape[0]}) path, got shape {tuple(path.shape)}"

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import torch
 
+from .. import checks
 from ..errors import ConfigError
 from ..progress import progress
 from .paths import Func, _check_int, _check_values, _generator, _show
@@ -30,7 +31,7 @@ __all__ = [
 
 
 def _vec(x, name: str, dtype=None) -> torch.Tensor:
-    x = torch.as_tensor(x)
+    x = checks.real_tensor(x, name, ConfigError)
     if dtype is not None:
         x = x.to(dtype)
     elif not x.is_floating_point():
@@ -41,7 +42,7 @@ def _vec(x, name: str, dtype=None) -> torch.Tensor:
 
 
 def _axis(x, name: str, dtype) -> torch.Tensor:
-    x = torch.as_tensor(x, dtype=dtype).reshape(-1)
+    x = checks.real_tensor(x, name, ConfigError).to(dtype).reshape(-1)
     if x.numel() == 0 or not torch.isfinite(x).all():
         raise ConfigError(f"{name} must be a non-empty sequence of finite numbers")
     return x
@@ -271,7 +272,9 @@ def farthest_from_line(points, a, b) -> tuple[int, float]:
     distance : float
         Its Euclidean distance from the line.
     """
-    points = torch.as_tensor(points)
+    points = checks.real_tensor(points, "points", ConfigError)
+    if not points.is_floating_point():
+        points = points.to(torch.get_default_dtype())
     a = _vec(a, "a", points.dtype)
     b = _vec(b, "b", points.dtype)
     if points.dim() != 2 or points.shape[1] != a.shape[0]:
@@ -306,7 +309,7 @@ def project(points, center, u, v) -> tuple[torch.Tensor, torch.Tensor]:
     residual : (P,) or () tensor
         Euclidean distance from each point to the plane (0 for points in it).
     """
-    points = torch.as_tensor(points)
+    points = checks.real_tensor(points, "points", ConfigError)
     if not points.is_floating_point():
         points = points.to(torch.get_default_dtype())
     single = points.dim() == 1

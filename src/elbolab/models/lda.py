@@ -48,6 +48,7 @@ import scipy.sparse as sp
 import torch
 from scipy import special
 
+from .. import checks
 from ..errors import ConfigError, DataError, NumericalError
 from . import _lda_kernels as kernels
 
@@ -85,14 +86,34 @@ def _dirichlet_kl_term(prior: float, post: torch.Tensor, elog: torch.Tensor) -> 
     return per_row.sum(-1)
 
 
-def _as_csr(X) -> sp.csr_matrix:
-    """Accept a Corpus (anything with ``.counts``) or a scipy sparse / dense count matrix."""
+def _as_csr(X, name: str = "X") -> sp.csr_matrix:
+    """Accept a Corpus (anything with ``.counts``) or a scipy sparse / dense count matrix.
+
+    Returns a float64 CSR copy (never the caller's matrix); refuses with DataError naming
+    ``name`` anything else: None, not 2-D, no documents or words, or counts that are not
+    non-negative integers up to 2**53 in total (:func:`elbolab.checks.count_data`).
+    """
     X = getattr(X, "counts", X)
-    X = sp.csr_matrix(X, dtype=np.float64, copy=True)  # cleaned below; never the caller's
-    if X.shape[0] == 0:
-        raise DataError("the corpus has no documents")
-    if X.nnz and (X.data.min() < 0 or not np.all(np.equal(np.mod(X.data, 1), 0))):
-        raise DataError("counts must be non-negative integers")
+    if X is None or isinstance(X, (str, bytes)):
+        raise DataError(f"{name} must be a Corpus or a (D, V) count matrix, got {X!r}")
+    if sp.issparse(X):
+        mat = sp.csr_matrix(X)
+    else:
+        try:
+            arr = np.asarray(X)
+        except ValueError as exc:
+            raise DataError(f"{name} must be a (D, V) count matrix: {exc}") from None
+        if arr.ndim != 2:
+            raise DataError(f"{name} must be a 2-D (D, V) count matrix, got shape {arr.shape}")
+        if arr.dtype.kind not in "biuf":
+            raise DataError(f"{name} must hold non-negative integer counts, got dtype {arr.dtype}")
+        mat = sp.csr_matrix(arr)
+    if mat.shape[0] == 0:
+        raise DataError(f"{name}: the corpus has no documents")
+    if mat.shape[1] == 0:
+        raise DataError(f"{name}: the corpus has no words (V = 0)")
+    data = checks.count_data(mat.data, f"{name} counts").astype(np.float64)
+    X = sp.csr_matrix((data, mat.indices.copy(), mat.indptr.copy()), shape=mat.shape)
     X.eliminate_zeros()
     X.sum_duplicates()
     X.sort_indices()
@@ -150,6 +171,18 @@ def _topics(lam: np.ndarray, eta: float) -> tuple[np.ndarray, np.ndarray]:
         + special.gammaln(lam).sum((1, 2))
     )
     return np.ascontiguousarray(np.exp(elog).transpose(0, 2, 1)), term
+
+
+def _check_bound(bound: np.ndarray, X: sp.csr_matrix, where: str) -> None:
+    """The ELBO bounds log p(words) <= 0 of discrete data: a value above 0 (beyond
+    rounding) or a non-finite one is a numerical failure, not a result."""
+    slack = 1e-9 * max(1.0, float(X.data.sum()))
+    if not np.all(np.isfinite(bound)) or np.any(bound > slack):
+        raise NumericalError(
+            f"{where}: the ELBO came out as {np.max(bound):.6g} nats, impossible for discrete "
+            "data (it bounds a log-probability <= 0); the counts, alpha or eta are too large "
+            "for float64"
+        )
 
 
 @dataclass
@@ -249,20 +282,14 @@ class LDA:
         self.max_e_step_iter = max_e_step_iter
 
     def _priors(self) -> tuple[float, float]:
-        k = self.n_topics
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ConfigError(f"n_topics must be an integer >= 1, got {self.n_topics!r}")
-        alpha = 1.0 / self.n_topics if self.alpha is None else float(self.alpha)
-        eta = 1.0 / self.n_topics if self.eta is None else float(self.eta)
-        for name, value in (("alpha", alpha), ("eta", eta)):
-            if not (value > 0 and math.isfinite(value)):
-                raise ConfigError(f"{name} must be a positive finite number, got {value!r}")
+        k = checks.integer(self.n_topics, "n_topics", 1)
+        alpha = 1.0 / k if self.alpha is None else checks.concentration(self.alpha, "alpha")
+        eta = 1.0 / k if self.eta is None else checks.concentration(self.eta, "eta")
         for name in ("n_restarts", "max_iter", "max_e_step_iter"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
-        if not self.tol >= 0 or not self.e_step_tol > 0:
-            raise ConfigError("tol must be >= 0 and e_step_tol > 0")
+            checks.integer(getattr(self, name), name, 1)
+        checks.positive(self.tol, "tol", allow_zero=True)
+        checks.positive(self.e_step_tol, "e_step_tol")
+        checks.integer(self.seed, "seed", 0)
         return alpha, eta
 
     # ------------------------------------------------------------------ core steps
@@ -436,6 +463,7 @@ class LDA:
                 )
         if not history:
             raise ConfigError("the state has no iterations yet but is marked converged")
+        _check_bound(history[-1], X, "LDA.fit")
         self._set_result(lam, gamma, np.array(history), n_iter, alpha, eta)
         return self
 
@@ -469,11 +497,26 @@ class LDA:
         """One fitted LDA holding the restarts of ``fits`` (same settings and data), in
         order: what one batched fit of all of them gives, with ``n_iter_`` the longest
         run."""
-        if not fits:
-            raise ValueError("merged needs at least one fitted LDA")
-        for fit in fits:
+        if isinstance(fits, LDA) or not isinstance(fits, (list, tuple)) or not fits:
+            raise ConfigError("fits must be a non-empty list of fitted LDA models")
+        for i, fit in enumerate(fits):
+            if not isinstance(fit, LDA):
+                raise ConfigError(f"fits[{i}] must be a fitted LDA, got {type(fit).__name__}")
             fit._check_fitted()
         first = fits[0]
+        for i, fit in enumerate(fits[1:], start=1):
+            for what, mine, theirs in (
+                ("n_topics", first.components_.shape[0], fit.components_.shape[0]),
+                ("vocabulary size", first.components_.shape[1], fit.components_.shape[1]),
+                ("number of documents", first.gamma_.shape[0], fit.gamma_.shape[0]),
+                ("alpha", first.alpha_, fit.alpha_),
+                ("eta", first.eta_, fit.eta_),
+            ):
+                if mine != theirs:
+                    raise ConfigError(
+                        f"fits[{i}] has {what} {theirs} but fits[0] has {mine}; merged joins "
+                        "restarts of the same settings and data"
+                    )
         model = cls(
             n_topics=first.n_topics,
             alpha=first.alpha,
@@ -514,6 +557,7 @@ class LDA:
         gamma = self._e_step(X, beta, self._fresh_gamma(X, 1, self.alpha_), self.alpha_)
         ratio = np.empty((1, X.nnz))
         bound = self._doc_scores(X, beta, gamma, self.alpha_, ratio).sum() + topic_term[0]
+        _check_bound(np.array([bound]), X, "LDA.score")
         return gamma[0], float(bound)
 
     def transform(self, X) -> np.ndarray:
@@ -551,8 +595,8 @@ class LDA:
         dict with ``log_likelihood`` (total, nats), ``n_tokens`` (held-out tokens),
         ``per_token`` (nats per held-out token), ``n_docs`` and ``log_base`` ("e").
         """
-        held = _as_csr(heldout)
-        obs = _as_csr(observed)
+        held = _as_csr(heldout, "heldout")
+        obs = _as_csr(observed, "observed")
         if held.shape != obs.shape:
             raise DataError(
                 f"observed part {obs.shape} and held-out part {held.shape} differ in shape"

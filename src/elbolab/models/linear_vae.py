@@ -41,7 +41,6 @@ compare bounds with exact values.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
 
 import numpy as np
@@ -49,7 +48,8 @@ import torch
 from torch import nn
 from torch.distributions import Independent, Normal
 
-from ..errors import ConfigError, DataError
+from .. import checks
+from ..errors import ConfigError, DataError, NumericalError
 from . import ppca as _ppca
 
 __all__ = ["LinearVAE", "fit_linear_vae"]
@@ -58,28 +58,15 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 
 def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
+    return checks.integer(value, name, 1)
 
 
 def _positive_float(value, name: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ConfigError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
+    return checks.positive(value, name)
 
 
 def _as_generator(generator) -> torch.Generator:
-    if isinstance(generator, torch.Generator):
-        return generator
-    if isinstance(generator, numbers.Integral) and not isinstance(generator, bool):
-        return torch.Generator().manual_seed(int(generator))
-    raise ConfigError(f"generator must be a torch.Generator or an integer seed, got {generator!r}")
+    return checks.torch_generator(generator, "generator", allow_none=False)
 
 
 class LinearVAE(nn.Module):
@@ -152,27 +139,27 @@ class LinearVAE(nn.Module):
         return torch.exp(self.log_sigma2)
 
     def _check_x(self, x) -> torch.Tensor:
-        x = torch.as_tensor(x, dtype=self.W.dtype, device=self.W.device)
-        if x.ndim != 2 or x.shape[1] != self.data_dim:
-            raise DataError(f"x must have shape (N, {self.data_dim}), got {tuple(x.shape)}")
-        return x
+        return checks.data_matrix(
+            x, "x", width=self.data_dim, dtype=self.W.dtype, device=self.W.device
+        )
 
     def prior(self) -> Independent:
         """p(z) = N(0, I_q), event shape (q,)."""
         zeros = torch.zeros(self.latent_dim, dtype=self.W.dtype, device=self.W.device)
-        return Independent(Normal(zeros, torch.ones_like(zeros)), 1)
+        return Independent(Normal(zeros, torch.ones_like(zeros), validate_args=False), 1)
 
     def encoder(self, x) -> Independent:
         """q(z | x) = N(V (x - mu), D) for each row of x (N, D): batch (N,), event (q,)."""
         x = self._check_x(x)
         loc = (x - self.mu) @ self.V.T
         scale = torch.exp(0.5 * self.log_D).expand_as(loc)
-        return Independent(Normal(loc, scale), 1)
+        return Independent(Normal(loc, scale, validate_args=False), 1)
 
     def decoder(self, z) -> Independent:
         """p(x | z) = N(W z + mu, sigma^2 I) for z (..., q): event shape (D,)."""
         loc = z @ self.W.T + self.mu
-        return Independent(Normal(loc, torch.exp(0.5 * self.log_sigma2).expand_as(loc)), 1)
+        scale = torch.exp(0.5 * self.log_sigma2).expand_as(loc)
+        return Independent(Normal(loc, scale, validate_args=False), 1)
 
     # -- bounds and exact values --------------------------------------------------------
     def _kl_per_datum(self, m: torch.Tensor) -> torch.Tensor:
@@ -356,17 +343,13 @@ def fit_linear_vae(
         ``"step"`` (K,), ``"elbo_analytic_per_datum"`` (K,) and
         ``"elbo_stochastic_per_datum"`` (K,), nats per datum on all of x.
     """
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ConfigError(f"dtype must be a floating torch.dtype, got {dtype!r}")
     if isinstance(x, torch.Tensor):
-        x = x.detach().to(dtype)
-    else:
-        try:
-            x = torch.as_tensor(np.asarray(x, dtype=np.float64), dtype=dtype)
-        except (TypeError, ValueError) as exc:
-            raise DataError(f"x must be a numeric (N, D) array: {exc}") from None
-    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
-        raise DataError(f"x must be a non-empty 2-D (N, D) array, got shape {tuple(x.shape)}")
-    if not bool(torch.isfinite(x).all()):
-        raise DataError("x contains NaN or infinite values")
+        x = x.detach()
+    x = checks.data_matrix(x, "x")
+    # Cast after the finiteness check, which then also catches overflow in the cast.
+    x = checks.data_matrix(x.to(dtype), "x (in the given dtype)")
     n, d = x.shape
     q = _positive_int(latent_dim, "latent_dim")
     steps = _positive_int(steps, "steps")
@@ -377,7 +360,7 @@ def fit_linear_vae(
     k = max(1, steps // 100) if eval_every is None else _positive_int(eval_every, "eval_every")
     if lr_schedule not in ("constant", "cosine"):
         raise ConfigError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
-    s2_data = float(x.var(dim=0, unbiased=False).mean())
+    s2_data = float(x.double().var(dim=0, unbiased=False).mean())  # no float16 overflow
     if not s2_data > 0:
         raise DataError("x has zero variance in every feature")
     sigma2 = s2_data if sigma2 is None else _positive_float(sigma2, "sigma2")
@@ -399,6 +382,12 @@ def fit_linear_vae(
         "elbo_stochastic_per_datum": [],
     }
 
+    def diverged(step: int, what: str) -> NumericalError:
+        return NumericalError(
+            f"fit_linear_vae: {what} became NaN or infinite at step {step} (lr={lr}, "
+            f"sigma2={sigma2:g}, dtype={dtype}); lower lr, raise sigma2 or use float64"
+        )
+
     def evaluate(step: int) -> bool:
         with torch.no_grad():
             record = {
@@ -406,6 +395,8 @@ def fit_linear_vae(
                 "elbo_analytic_per_datum": float(model.elbo_analytic(x)["elbo"]) / n,
                 "elbo_stochastic_per_datum": float(model.elbo_stochastic(x, g, s)["elbo"]) / n,
             }
+        if not all(math.isfinite(v) for v in record.values()):
+            raise diverged(step, "the ELBO")
         for key, value in record.items():
             curves[key].append(value)
         return bool(callback(step, model, record)) if callback is not None else False
@@ -425,6 +416,8 @@ def fit_linear_vae(
             elbo = model.elbo_analytic(batch)["elbo"]
         else:
             elbo = model.elbo_stochastic(batch, g, s)["elbo"]
+        if not bool(torch.isfinite(elbo)):
+            raise diverged(step, "the training ELBO")
         opt.zero_grad(set_to_none=True)
         (-elbo / batch.shape[0]).backward()
         opt.step()

@@ -51,6 +51,7 @@ import warnings
 import numpy as np
 import torch
 
+from .. import checks
 from ..errors import ConfigError, DataError
 
 __all__ = ["PPCA", "marginal_log_prob", "posterior"]
@@ -87,12 +88,14 @@ def _check_params(x: torch.Tensor, mean: torch.Tensor, W: torch.Tensor) -> None:
 
 def _as_tensors(x, mean, W):
     """Tensors in W's floating dtype (x and mean follow W), shapes checked."""
-    W = torch.as_tensor(W)
+    W = checks.real_tensor(W, "W", ConfigError)
     if not W.is_floating_point():
         W = W.to(torch.get_default_dtype())
-    x = torch.as_tensor(x, device=W.device).to(W.dtype)
-    mean = torch.as_tensor(mean, device=W.device).to(W.dtype)
+    x = checks.real_tensor(x, "x").to(device=W.device, dtype=W.dtype)
+    mean = checks.real_tensor(mean, "mean", ConfigError).to(device=W.device, dtype=W.dtype)
     _check_params(x, mean, W)
+    if not bool(torch.isfinite(x).all()):
+        raise DataError("x contains NaN or infinite values")
     return x, mean, W
 
 
@@ -175,6 +178,8 @@ def posterior(x, mean, W, sigma2) -> tuple[torch.Tensor, torch.Tensor]:
 def _as_data(X, what: str = "X") -> np.ndarray:
     if isinstance(X, torch.Tensor):
         X = X.detach().cpu().numpy()
+    if np.iscomplexobj(X):
+        raise DataError(f"{what} must hold real numbers, got complex values")
     try:
         X = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as exc:

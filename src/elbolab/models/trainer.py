@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import ConfigError
+from .. import checks
+from ..errors import ConfigError, DataError, NumericalError
 from ..progress import progress as progress_bar
 from .vae import make_generator
 
@@ -43,20 +44,55 @@ CHECKPOINT_NAME = "trainer.pt"
 _FORMAT = 1
 
 
-def _data(a, name: str) -> torch.Tensor:
-    if isinstance(a, np.ndarray):
-        a = torch.from_numpy(a)
-    if not isinstance(a, torch.Tensor):
+def _data(a, name: str, width: int | None) -> torch.Tensor:
+    if not isinstance(a, (torch.Tensor, np.ndarray)):
         raise ConfigError(f"{name} must be a tensor or numpy array, got {type(a).__name__}")
-    if a.ndim != 2 or a.shape[0] == 0:
-        raise ConfigError(f"{name} must be a non-empty (N, D) array, got shape {tuple(a.shape)}")
-    return a
+    return checks.data_matrix(a, name, width=width, shape_error=ConfigError)
 
 
 def _int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
+    return checks.integer(value, name, minimum)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    line = text[0] if text else ""
+    return f"{type(exc).__name__}: {line[:200]}"
+
+
+def _load_checkpoint(path: Path) -> dict:
+    """The trainer's state from ``path``; DataError naming the file if it is not one."""
+    try:
+        st = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise DataError(
+            f"cannot read the checkpoint ({_first_line(exc)}); delete it or pass resume=False",
+            path,
+        ) from None
+    if not isinstance(st, dict) or st.get("format") != _FORMAT:
+        raise DataError(
+            "not a checkpoint written by elbolab's trainer; delete it or pass resume=False", path
+        )
+    missing = [
+        k
+        for k in (
+            "model",
+            "optimizer",
+            "generator",
+            "history",
+            "best_state",
+            "valid_seed",
+            "bad_epochs",
+        )
+        if k not in st
+    ]
+    if missing:
+        raise DataError(f"checkpoint is incomplete (missing {missing})", path)
+    hist = st["history"]
+    keys = ("train_loss", "valid_loss", "best_epoch", "best_loss", "stopped_early", "seconds")
+    if not isinstance(hist, dict) or any(k not in hist for k in keys):
+        raise DataError("checkpoint history is incomplete", path)
+    return st
 
 
 def _save_atomic(state: dict, path: Path) -> None:
@@ -148,9 +184,10 @@ def train(
     ConfigError
         Bad settings, or a non-finite loss (the learning rate is the usual culprit).
     """
-    train_data = _data(train_data, "train_data")
+    width = getattr(model, "data_dim", None)
+    train_data = _data(train_data, "train_data", width if checks.is_integer(width) else None)
     if valid_data is not None:
-        valid_data = _data(valid_data, "valid_data")
+        valid_data = _data(valid_data, "valid_data", train_data.shape[1])
     gen = make_generator(generator)
     if gen is None:
         raise ConfigError("generator must be a torch.Generator or an int seed, got None")
@@ -158,8 +195,7 @@ def train(
     batch_size = _int(batch_size, "batch_size", 1)
     if patience is not None:
         patience = _int(patience, "patience", 1)
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise ConfigError(f"lr must be a positive number, got {lr!r}")
+    lr = checks.positive(lr, "lr")
     ckpt_path = None
     if checkpoint is not None and not callable(checkpoint):
         folder = Path(checkpoint)
@@ -173,12 +209,22 @@ def train(
     n_batches = math.ceil(n / batch_size)
 
     if ckpt_path is not None and resume and ckpt_path.exists():
-        st = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        if st.get("format") != _FORMAT:
-            raise ConfigError(f"{ckpt_path}: not a checkpoint written by elbolab's trainer")
-        model.load_state_dict(st["model"])
-        optimizer.load_state_dict(st["optimizer"])
-        gen.set_state(st["generator"])
+        st = _load_checkpoint(ckpt_path)
+        try:
+            model.load_state_dict(st["model"])
+            optimizer.load_state_dict(st["optimizer"])
+            gen.set_state(st["generator"])
+            if st["best_state"] is not None:
+                # Checked now, not at the end of training: it must fit this model too.
+                probe = copy.deepcopy(model)
+                probe.load_state_dict(st["best_state"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            raise DataError(
+                f"the checkpoint does not fit this model and optimizer ({_first_line(exc)}); "
+                "delete it or "
+                "pass resume=False",
+                ckpt_path,
+            ) from None
         hist = st["history"]
         best_state = st["best_state"]
         valid_seed = st["valid_seed"]
@@ -220,8 +266,8 @@ def train(
                 loss = loss_fn(model, xb, gen)
                 value = float(loss.detach())
                 if not math.isfinite(value):
-                    raise ConfigError(
-                        f"loss is {value} at epoch {epoch}, minibatch {b}; lower lr "
+                    raise NumericalError(
+                        f"train: loss is {value} at epoch {epoch}, minibatch {b}; lower lr "
                         f"(now {lr}) or check the data"
                     )
                 optimizer.zero_grad(set_to_none=True)
@@ -236,6 +282,11 @@ def train(
             hist["train_loss"].append(train_loss)
             if valid_data is not None:
                 monitored = _evaluate(model, loss_fn, valid_data, batch_size, valid_seed)
+                if not math.isfinite(monitored):
+                    raise NumericalError(
+                        f"train: the validation loss is {monitored} at epoch {epoch}; lower lr "
+                        f"(now {lr}) or check valid_data"
+                    )
                 hist["valid_loss"].append(monitored)
             else:
                 monitored = train_loss

@@ -40,6 +40,7 @@ from torch.distributions import (
     Normal,
 )
 
+from .. import checks
 from ..errors import ConfigError
 
 __all__ = [
@@ -66,13 +67,7 @@ def make_generator(generator: torch.Generator | int | None) -> torch.Generator |
     ``None`` makes the sampling functions fall back to torch's default generator, which
     is global state: pass a generator or a seed for reproducible results.
     """
-    if generator is None or isinstance(generator, torch.Generator):
-        return generator
-    if isinstance(generator, bool) or not isinstance(generator, int):
-        raise ConfigError(
-            f"generator must be a torch.Generator or an int seed, got {type(generator).__name__}"
-        )
-    return torch.Generator().manual_seed(generator)
+    return checks.torch_generator(generator, "generator")
 
 
 class DiagonalNormal(Independent):
@@ -206,9 +201,13 @@ def _mlp(sizes: Sequence[int], activation: str, generator, dtype) -> nn.Sequenti
 
 
 def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-    return value
+    return checks.integer(value, name, 1)
+
+
+def _widths(value, name: str) -> tuple[int, ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise ConfigError(f"{name} must be a sequence of integers >= 1, got {value!r}")
+    return tuple(_positive_int(h, name) for h in value)
 
 
 class VAE(nn.Module):
@@ -292,10 +291,10 @@ class VAE(nn.Module):
         super().__init__()
         self.data_dim = _positive_int(data_dim, "data_dim")
         self.latent_dim = _positive_int(latent_dim, "latent_dim")
-        hidden = tuple(hidden)
-        decoder_hidden = hidden[::-1] if decoder_hidden is None else tuple(decoder_hidden)
-        for h in hidden + decoder_hidden:
-            _positive_int(h, "hidden")
+        hidden = _widths(hidden, "hidden")
+        decoder_hidden = (
+            hidden[::-1] if decoder_hidden is None else _widths(decoder_hidden, "decoder_hidden")
+        )
         if likelihood not in ("bernoulli", "gaussian"):
             raise ConfigError(f"likelihood must be 'bernoulli' or 'gaussian', got {likelihood!r}")
         if prior not in ("normal", "vamp"):
@@ -304,8 +303,9 @@ class VAE(nn.Module):
             raise ConfigError(
                 f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}"
             )
-        if not (isinstance(sigma2, (int, float)) and math.isfinite(sigma2) and sigma2 > 0):
-            raise ConfigError(f"sigma2 must be a positive number, got {sigma2!r}")
+        sigma2 = checks.positive(sigma2, "sigma2")
+        logvar_min = checks.number(logvar_min, "logvar_min")
+        logvar_max = checks.number(logvar_max, "logvar_max")
         if not logvar_min < logvar_max:
             raise ConfigError(
                 f"logvar_min must be below logvar_max, got {logvar_min}, {logvar_max}"
@@ -324,6 +324,7 @@ class VAE(nn.Module):
         self.logvar_min = float(logvar_min)
         self.logvar_max = float(logvar_max)
 
+        data_dim, latent_dim = self.data_dim, self.latent_dim
         self.encoder = _mlp((data_dim, *hidden, 2 * latent_dim), activation, gen, dtype)
         self.decoder = _mlp((latent_dim, *decoder_hidden, data_dim), activation, gen, dtype)
 
@@ -335,8 +336,12 @@ class VAE(nn.Module):
 
         if prior == "vamp":
             self.n_pseudo = _positive_int(n_pseudo, "n_pseudo")
-            u = torch.empty(n_pseudo, data_dim, dtype=dtype)
-            u.normal_(pseudo_mean, pseudo_std, generator=gen)
+            u = torch.empty(self.n_pseudo, self.data_dim, dtype=dtype)
+            u.normal_(
+                checks.number(pseudo_mean, "pseudo_mean"),
+                checks.positive(pseudo_std, "pseudo_std", allow_zero=True),
+                generator=gen,
+            )
             self.pseudo_inputs = nn.Parameter(u)
         else:
             self.n_pseudo = 0

@@ -17,12 +17,11 @@ The model needs ``encode(x) -> q(z|x)``, ``decode(z) -> p(x|z)`` and ``prior() -
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch.distributions import kl_divergence
 
-from ..errors import ConfigError
+from .. import checks
+from ..errors import ConfigError, NumericalError
 from ..models.vae import make_generator, rsample
 
 __all__ = ["elbo", "elbo_loss"]
@@ -35,21 +34,49 @@ def _model_dtype(model) -> torch.dtype:
     return torch.get_default_dtype()
 
 
-def _as_data(model, x) -> torch.Tensor:
-    """x as a floating tensor in the model's dtype (uint8 MNIST included), shape (B, D)."""
-    if not isinstance(x, torch.Tensor):
-        x = torch.as_tensor(x)
-    if x.ndim != 2 or x.shape[0] == 0:
-        raise ConfigError(f"x must be a non-empty (B, D) batch, got shape {tuple(x.shape)}")
-    dtype = _model_dtype(model)
+def _as_data(model, x, name: str = "x") -> torch.Tensor:
+    """x as a finite floating tensor in the model's dtype (uint8 MNIST included), shape
+    (B, D) with D the model's ``data_dim`` when it has one (checks.data_matrix)."""
     p = next(iter(model.parameters()), None)
-    return x.to(dtype=dtype, device=p.device if p is not None else x.device)
+    width = getattr(model, "data_dim", None)
+    return checks.data_matrix(
+        x,
+        name,
+        width=width if checks.is_integer(width) else None,
+        dtype=_model_dtype(model),
+        device=p.device if p is not None else None,
+        shape_error=ConfigError,
+    )
 
 
 def _check_count(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-    return value
+    return checks.integer(value, name, 1)
+
+
+def _prior(model, q):
+    """model.prior() as a prior over the encoder's R^d (checks.diagonal_prior): a batch of
+    d independent Normals becomes Independent(..., 1), other shapes are refused."""
+    event = tuple(getattr(q, "event_shape", ()))
+    if len(event) != 1:
+        raise ConfigError(
+            f"model.encode(x) must return a distribution with event shape (d,), got {event}"
+        )
+    return checks.diagonal_prior(model.prior(), event[0], "model.prior()")
+
+
+def _check_terms(where: str, batch: int, **terms) -> None:
+    """Each per-datum term has shape (B,) and is finite, else a clear error naming it."""
+    for name, value in terms.items():
+        if tuple(value.shape) != (batch,):
+            raise ConfigError(
+                f"{where}: the {name} term has shape {tuple(value.shape)}, expected ({batch},); "
+                "the model's encode/decode/prior must follow the VAE protocol"
+            )
+        if not bool(torch.isfinite(value.detach()).all()):
+            raise NumericalError(
+                f"{where}: the {name} term is NaN or infinite for x (the model's encoder or "
+                "decoder returned non-finite values; check the parameters and the data)"
+            )
 
 
 def _analytic_kl(q, p) -> torch.Tensor | None:
@@ -99,14 +126,13 @@ def elbo(
         ``"beta"`` : float; ``"n_samples"`` : int; ``"kl_analytic"`` : bool, whether the
         KL was computed in closed form.
     """
-    if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
-        raise ConfigError(f"beta must be a finite number >= 0, got {beta!r}")
-    _check_count(n_samples, "n_samples")
+    beta = checks.number(beta, "beta", minimum=0.0)
+    n_samples = _check_count(n_samples, "n_samples")
     x = _as_data(model, x)
     gen = make_generator(generator)
 
     q = model.encode(x)
-    p = model.prior()
+    p = _prior(model, q)
     z = rsample(q, n_samples, gen)  # (S, B, d)
     rec = model.decode(z).log_prob(x).mean(0)  # (B,)
 
@@ -114,6 +140,7 @@ def elbo(
     kl_analytic = kl is not None
     if kl is None:
         kl = (q.log_prob(z) - p.log_prob(z)).mean(0)
+    _check_terms("elbo", x.shape[0], reconstruction=rec, kl=kl)
 
     elbo_n = rec - kl
     beta_elbo = (rec - beta * kl).sum()

@@ -24,7 +24,8 @@ from collections.abc import Callable
 
 import torch
 
-from ..errors import ConfigError
+from .. import checks
+from ..errors import ConfigError, DataError, NumericalError
 from ..models.vae import make_generator, rsample
 
 __all__ = ["elbo_amortized", "forward_kl", "iwbo_amortized"]
@@ -33,9 +34,30 @@ Simulator = Callable[[torch.Generator, int], tuple[torch.Tensor, torch.Tensor]]
 
 
 def _count(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    return checks.integer(value, name, 1)
+
+
+def _finite_tensor(value, name: str, where: str) -> torch.Tensor:
+    """A real tensor with finite entries: DataError for inputs, naming them."""
+    if not isinstance(value, torch.Tensor):
+        value = checks.real_tensor(value, name)
+    if value.is_complex():
+        raise DataError(f"{where}: {name} must hold real numbers, got {value.dtype}")
+    if value.ndim == 0 or value.shape[0] == 0:
+        raise ConfigError(
+            f"{where}: {name} must be a non-empty batch, got shape {tuple(value.shape)}"
+        )
+    if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+        raise DataError(f"{where}: {name} contains NaN or infinite values")
     return value
+
+
+def _finite_result(value: torch.Tensor, where: str, what: str) -> None:
+    if not bool(torch.isfinite(value.detach()).all()):
+        raise NumericalError(
+            f"{where}: {what} is NaN or infinite (q_fn or the model returned non-finite "
+            "values; check its parameters)"
+        )
 
 
 def forward_kl(q_fn: Callable, simulator: Simulator, n: int, generator) -> dict:
@@ -64,10 +86,16 @@ def forward_kl(q_fn: Callable, simulator: Simulator, n: int, generator) -> dict:
     gen = make_generator(generator)
     if gen is None:
         raise ConfigError("forward_kl needs a generator or an int seed")
-    z, x = simulator(gen, n)
+    out = simulator(gen, n)
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise ConfigError("simulator(generator, n) must return a pair (z, x) of tensors")
+    z, x = out
+    z = _finite_tensor(z, "the simulated z", "forward_kl")
+    x = _finite_tensor(x, "the simulated x", "forward_kl")
     log_q = q_fn(x).log_prob(z)
     if log_q.shape != (n,):
         raise ConfigError(f"q_fn(x).log_prob(z) must have shape ({n},), got {tuple(log_q.shape)}")
+    _finite_result(log_q, "forward_kl", "log q(z; f(x))")
     return {"loss": -log_q.mean(), "nll_per_pair": -log_q.detach(), "z": z, "x": x}
 
 
@@ -103,8 +131,10 @@ def elbo_amortized(
     dict with ``"elbo"`` (scalar, differentiable), ``"elbo_per_datum"`` (B,) and
     ``"loss"`` = -elbo.
     """
-    _count(n_samples, "n_samples")
+    n_samples = _count(n_samples, "n_samples")
+    x = _finite_tensor(x, "x", "elbo_amortized")
     lw = _log_weights(q_fn(x), log_joint, x, n_samples, make_generator(generator))
+    _finite_result(lw, "elbo_amortized", "log p(z, x) - log q(z; f(x))")
     per = lw.mean(0)
     return {"elbo": per.sum(), "elbo_per_datum": per, "loss": -per.sum()}
 
@@ -115,7 +145,9 @@ def iwbo_amortized(q_fn: Callable, log_joint: Callable, x: torch.Tensor, k: int,
     Same arguments as :func:`elbo_amortized`; with k = 1 it is the one-sample ELBO on
     the same draw. Returns ``"iwbo"``, ``"iwbo_per_datum"``, ``"loss"`` = -iwbo.
     """
-    _count(k, "k")
+    k = _count(k, "k")
+    x = _finite_tensor(x, "x", "iwbo_amortized")
     lw = _log_weights(q_fn(x), log_joint, x, k, make_generator(generator))
+    _finite_result(lw, "iwbo_amortized", "log p(z, x) - log q(z; f(x))")
     per = torch.logsumexp(lw, 0) - math.log(k)
     return {"iwbo": per.sum(), "iwbo_per_datum": per, "loss": -per.sum()}

@@ -33,8 +33,9 @@ import math
 
 import torch
 
+from ..errors import ConfigError
 from ..models.vae import detached, make_generator, rsample
-from .elbo import _as_data, _check_count
+from .elbo import _as_data, _check_count, _check_terms, _prior
 
 __all__ = ["iwae", "iwae_loss"]
 
@@ -76,15 +77,21 @@ def iwae(
         ``"loss"`` : ``-iwae`` (standard gradient) or the DReG surrogate;
         ``"k"`` : int; ``"dreg"`` : bool.
     """
-    _check_count(k, "k")
+    k = _check_count(k, "k")
     x = _as_data(model, x)
     gen = make_generator(generator)
 
     q = model.encode(x)
-    p = model.prior()
+    p = _prior(model, q)
     z = rsample(q, k, gen)  # (k, B, d)
     q_eval = detached(q) if dreg else q
     log_w = model.decode(z).log_prob(x) + p.log_prob(z) - q_eval.log_prob(z)  # (k, B)
+    if tuple(log_w.shape) != (k, x.shape[0]):
+        raise ConfigError(
+            f"iwae: log weights have shape {tuple(log_w.shape)}, expected ({k}, {x.shape[0]}); "
+            "the model's encode/decode/prior must follow the VAE protocol"
+        )
+    _check_terms("iwae", x.shape[0], **{"log-weight": log_w.sum(0)})
     iwae_n = torch.logsumexp(log_w, 0) - math.log(k)
 
     if dreg:
