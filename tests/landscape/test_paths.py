@@ -15,7 +15,7 @@ import torch
 from scipy.integrate import solve_ivp
 from scipy.optimize import fsolve, minimize
 
-from elbolab.errors import ConfigError
+from elbolab.errors import ConfigError, NumericalError
 from elbolab.landscape import (
     autoneb,
     barrier,
@@ -24,6 +24,7 @@ from elbolab.landscape import (
     linear_path,
     neb,
     path_length,
+    plane_grid,
 )
 
 D = torch.float64
@@ -285,6 +286,29 @@ def test_step_control_keeps_a_constrained_domain(optimizer, with_project, max_st
         assert math.isfinite(r.barrier)
         if max_step == 1.0:
             assert r.info["halvings"] > 0  # steps into x <= 0 were backtracked
+
+
+def refusing_log(X):
+    """positive_log, but refusing (NumericalError) where it is undefined instead of
+    returning NaN, as LDAObjective does beyond float range."""
+    if bool((X <= 0).any()):
+        raise NumericalError("refusing_log: undefined for X <= 0")
+    return positive_log(X)
+
+
+def test_an_f_that_refuses_non_finite_values_gets_its_steps_halved():
+    a, b = torch.tensor([0.01, 1.0], dtype=D), torch.tensor([1.0, 0.01], dtype=D)
+    for method in (neb, autoneb):
+        r = method(refusing_log, a, b, steps=150, lr=0.5, max_step=1.0, show_progress=False)
+        assert r.info["halvings"] > 0  # trials into X <= 0 were refused and backtracked
+        assert bool((r.pivots > 0).all()) and torch.isfinite(r.dense_values).all()
+        assert torch.equal(r.pivots[0], a) and torch.equal(r.pivots[-1], b)
+    # The rows f refused come back as NaN among the others, not as a failed batch.
+    values = plane_grid(refusing_log, torch.tensor([0.5, 0.5], dtype=D),
+                        torch.tensor([1.0, 0.0], dtype=D), torch.tensor([0.0, 1.0], dtype=D),
+                        torch.tensor([-1.0, 0.0], dtype=D), torch.tensor([0.0], dtype=D),
+                        show_progress=False)  # fmt: skip
+    assert torch.isnan(values[0, 0]) and torch.isfinite(values[0, 1])
 
 
 # ----------------------------------------------------------------------------- AutoNEB

@@ -714,7 +714,7 @@ class LDAObjective:
             rows = torch.nonzero(bad).flatten().tolist()
             low, high = float(x.detach().min()), float(x.detach().max())
             raise NumericalError(
-                f"LDAObjective: the ELBO is NaN at row(s) {rows} of x, whose entries span "
+                f"LDAObjective: the ELBO is NaN or +inf at row(s) {rows} of x, whose entries span "
                 f"[{low:.4g}, {high:.4g}]: log-parameters that far out leave float64's range "
                 "(lambda = exp(x) overflows, underflows or loses every digit)"
             )

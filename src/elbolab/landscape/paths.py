@@ -208,7 +208,16 @@ def _value_and_grad(f: Func, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     _check_f(f)
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
-        vals = _check_values(f(x), x.shape[0])
+        try:
+            vals = _check_values(f(x), x.shape[0])
+        except NumericalError:
+            # f refused to return a non-finite value (LDAObjective does). To the path
+            # tools the rows it refused are non-finite rows, for step halving to handle:
+            # find them one row at a time (a rare path, so its cost does not matter).
+            if x.shape[0] == 1:
+                return x.new_full((1,), math.nan).detach(), torch.full_like(x, math.nan)
+            rows = [_value_and_grad(f, x[i : i + 1]) for i in range(x.shape[0])]
+            return torch.cat([v for v, _ in rows]), torch.cat([g for _, g in rows])
         if not vals.requires_grad:
             raise ConfigError(
                 "f must be differentiable by autograd: its output does not depend on the "
@@ -229,7 +238,13 @@ def _values(f: Func, x: torch.Tensor, batch_size: int | None = None) -> torch.Te
     with torch.no_grad():
         for start in range(0, rows, step):
             chunk = x[start : start + step]
-            out.append(_check_values(f(chunk), chunk.shape[0]).detach())
+            try:
+                out.append(_check_values(f(chunk), chunk.shape[0]).detach())
+            except NumericalError:  # as in _value_and_grad: the rows f refused are NaN
+                if chunk.shape[0] == 1:
+                    out.append(chunk.new_full((1,), math.nan))
+                else:
+                    out.append(_values(f, chunk, batch_size=1))
     return torch.cat(out) if out else x.new_zeros(0)
 
 
@@ -528,7 +543,8 @@ def _relax(
     Each iteration: forces from the values and gradients of the current path (one
     batched call), an Adam/SGD step capped at ``max_step`` per pivot, projection into
     the domain, (string) reparameterization, and one batched evaluation of the trial
-    path. Pivots whose trial value or gradient is not finite get their step halved and
+    path. Pivots whose trial value or gradient is not finite (or a trial on which f raises
+    NumericalError, as LDAObjective does where it would be NaN) get their step halved and
     the trial is re-evaluated; after ``max_halvings`` halvings, or if f stops being finite
     at the fixed endpoints, a NumericalError (a FloatingPointError) names the iteration.
     """
@@ -782,7 +798,7 @@ def neb(
     max_halvings : int
         Step halvings allowed per iteration when f is not finite at a trial pivot.
     show_progress : bool, optional
-        Progress bar; default on unless ``ELBOLAB_NO_PROGRESS=1``.
+        Progress bar; default: on a terminal (see :mod:`elbolab.progress`).
 
     Returns
     -------

@@ -17,7 +17,7 @@ import torch
 from .. import checks
 from ..errors import ConfigError
 from ..progress import progress
-from .paths import Func, _check_int, _check_values, _generator, _show
+from .paths import Func, _check_int, _generator, _show, _values
 
 __all__ = [
     "Plane",
@@ -74,7 +74,9 @@ def plane_grid(
     batch_size : int
         Grid points per call of f (memory: ``batch_size * n`` numbers).
     show_progress : bool, optional
-        Progress bar over chunks; default on unless ``ELBOLAB_NO_PROGRESS=1``.
+        Progress bar over chunks. ``None`` (the default) follows tqdm's rule: a bar is
+        drawn when stderr is a terminal; ``ELBOLAB_PROGRESS=1`` forces it and
+        ``ELBOLAB_NO_PROGRESS=1`` hides it. ``True`` / ``False`` force it on / off.
 
     Returns
     -------
@@ -110,8 +112,7 @@ def plane_grid(
         for c in chunks:
             sl = slice(c * batch_size, min(total, (c + 1) * batch_size))
             pts = center + cx[sl, None] * u + cy[sl, None] * v
-            vals = _check_values(f(pts), pts.shape[0])
-            out[sl] = vals.detach().to(out.dtype)
+            out[sl] = _values(f, pts).to(out.dtype)
     return out.reshape(ys.shape[0], xs.shape[0])
 
 
