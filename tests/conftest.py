@@ -6,12 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-# What each dataset of the mirror must hold for the real-data tests.
-_DATASET_FILES = {
-    "ap": "ap/ap.dat",
-    "mnist": "mnist/train-images-idx3-ubyte.gz",
-    "binarized_mnist": "binarized_mnist/binarized_mnist_train.amat.gz",
-}
+from elbolab.data.fetch import DATASETS
 
 
 def real_data_root(*names: str) -> str:
@@ -25,9 +20,9 @@ def real_data_root(*names: str) -> str:
     if not root:
         pytest.skip("ELBOLAB_DATA is not set; real-data tests need the dataset mirror")
     for name in names or ("ap",):
-        path = Path(root) / _DATASET_FILES[name]
-        if not path.exists():
-            pytest.fail(f"ELBOLAB_DATA={root} is set but {path} is missing")
+        for file in DATASETS[name].files:
+            if not (Path(root) / file.path).is_file():
+                pytest.fail(f"ELBOLAB_DATA={root} is set but {file.path} is not under it")
     return root
 
 

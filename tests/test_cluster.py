@@ -41,7 +41,7 @@ def serial_run(tmp_path_factory, real_data):
 @pytest.mark.parametrize(
     "text, kind",
     [
-        (None, Auto),
+        (None, Serial),
         ("auto", Auto),
         ("serial", Serial),
         ("local", DaskDispatcher),

@@ -218,7 +218,13 @@ def _demo(args) -> int:
     command = f"elbolab run lda --preset default --out {shlex.quote(str(out))} --resume"
     print(f"elbolab demo: {command}", file=sys.stderr)
     metrics = studies.run_study(
-        lda, lda.PRESETS["default"], out, data_root=args.data, resume=True, command=command
+        lda,
+        lda.PRESETS["default"],
+        out,
+        data_root=args.data,
+        resume=True,
+        command=command,
+        scheduler="auto",
     )
     for k, r in metrics["per_k"].items():
         print(

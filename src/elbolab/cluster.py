@@ -9,7 +9,7 @@ the same seeds give the same results.
 
 Schedulers (the CLI's ``--scheduler``):
 
-``auto`` (the default)
+``auto`` (the CLI's default)
     Serial where a local cluster cannot pay for itself, a local cluster where it can
     (:class:`Auto`): serial on a machine with fewer than ``AUTO_MIN_CORES`` cores, where
     every unit already uses all cores through numba's and torch's threads; otherwise
@@ -17,7 +17,8 @@ Schedulers (the CLI's ``--scheduler``):
     worker per core) if they would take at least ``AUTO_MIN_SECONDS`` in series by that
     estimate. Once started, the cluster serves every later batch of two or more units.
 ``serial``
-    Every unit in this process, one after the other.
+    Every unit in this process, one after the other (the library's default: a script
+    that starts worker processes needs an ``if __name__ == "__main__":`` guard).
 ``local`` or ``local:N``
     A ``distributed.LocalCluster`` of N worker processes with one thread each; N
     defaults to the machine's cores. It starts at the first unit a run needs, so a run
@@ -58,23 +59,18 @@ AUTO_MIN_CORES = 4
 AUTO_MIN_SECONDS = 30.0
 
 
-# Environment of local workers. Bars from several workers would garble one terminal; the
-# client shows one bar over the units. BLAS reads its thread count at start-up (Dask puts
-# these in the environment before it spawns the worker).
-_WORKER_ENV = {
-    "ELBOLAB_NO_PROGRESS": "1",
-    "OMP_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-}
-# NUMBA_NUM_THREADS must NOT be set here. Dask applies ``env`` inside the spawned worker
-# only after the worker has re-imported the parent's ``__main__`` (the ``elbolab``
-# script, which imports numba): numba's config has by then read the core count. A
-# kernel loaded from numba's cache starts the thread pool with that count without
-# re-reading the environment, and the next kernel *compiled* in the worker re-reads it,
-# finds 1, and raises "Cannot set NUMBA_NUM_THREADS to a different value once the
-# threads have been launched". Each unit sets its threads with numba's and torch's own
-# calls instead (:func:`_run_unit`).
+# Environment of local workers: bars from several workers would garble one terminal, so
+# the client shows one bar over the units. Dask applies this inside the spawned worker,
+# after the worker has re-imported the parent's ``__main__`` (the ``elbolab`` script,
+# which imports numba, torch and numpy), so it only suits what is read at run time.
+# Thread counts are not: BLAS gets one thread from Dask's own default
+# ``distributed.nanny.pre-spawn-environ`` (OMP/MKL/OPENBLAS_NUM_THREADS=1, set before
+# the spawn), and numba and torch from :func:`_run_unit`. Setting NUMBA_NUM_THREADS here
+# crashed workers: numba's config had read the core count at import; a kernel loaded
+# from numba's cache started the thread pool with it, and the next kernel *compiled* in
+# the worker re-read the environment, found 1, and raised "Cannot set
+# NUMBA_NUM_THREADS to a different value once the threads have been launched".
+_WORKER_ENV = {"ELBOLAB_NO_PROGRESS": "1"}
 
 
 def _run_unit(fn: Callable[[], Any], threads: int | None = None) -> tuple[Any, float]:
@@ -257,10 +253,10 @@ class Auto:
 
 def make_dispatcher(scheduler: str | None) -> Auto | Serial | DaskDispatcher:
     """The dispatcher for a ``--scheduler`` value (see the module docstring)."""
-    if scheduler in (None, "", "auto"):
-        return Auto()
-    if scheduler == "serial":
+    if scheduler in (None, "", "serial"):
         return Serial()
+    if scheduler == "auto":
+        return Auto()
     if scheduler == "local":
         return DaskDispatcher()
     if scheduler.startswith("local:"):

@@ -4,7 +4,6 @@ import functools
 import gzip
 import hashlib
 import io
-import os
 import re
 import socket
 import tarfile
@@ -25,21 +24,6 @@ from elbolab.data import (
     find_root,
 )
 from elbolab.errors import ConfigError, DataError
-
-
-def mirror_root(name):
-    """The shared data mirror ($ELBOLAB_DATA, else ../shared/data), or skip.
-
-    With ``ELBOLAB_DATA`` set (as the README's test command sets it) a missing dataset
-    fails the test instead: the real-data tests must not pass by skipping.
-    """
-    env = os.environ.get("ELBOLAB_DATA")
-    root = Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
-    if not all((root / f.path).is_file() for f in DATASETS[name].files):
-        if env:
-            pytest.fail(f"ELBOLAB_DATA={env} is set but dataset {name} is not under it")
-        pytest.skip(f"dataset {name} not under {root}; set ELBOLAB_DATA to the data mirror")
-    return root
 
 
 def sha(data: bytes) -> str:
@@ -68,8 +52,8 @@ def test_registry_is_consistent():
 
 
 @pytest.mark.parametrize("name", sorted(DATASETS))
-def test_check_passes_on_mirror(name):
-    root = mirror_root(name)
+def test_check_passes_on_mirror(name, real_data):
+    root = Path(real_data(name))
     results = check(name, root)
     assert [ok for _, ok, _ in results] == [True] * len(DATASETS[name].files), results
     assert all(detail == "ok" for _, _, detail in results)

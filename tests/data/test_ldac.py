@@ -1,29 +1,13 @@
 """lda-c reader and writer: round trips, every malformed input, and the real AP corpus."""
 
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from elbolab.data import DATASETS, Corpus, load_ap, read_ldac, read_vocab, write_ldac
+from elbolab.data import Corpus, load_ap, read_ldac, read_vocab, write_ldac
 from elbolab.errors import DataError
-
-
-def mirror_root(name):
-    """The shared data mirror ($ELBOLAB_DATA, else ../shared/data), or skip.
-
-    With ``ELBOLAB_DATA`` set (as the README's test command sets it) a missing dataset
-    fails the test instead: the real-data tests must not pass by skipping.
-    """
-    env = os.environ.get("ELBOLAB_DATA")
-    root = Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
-    if not all((root / f.path).is_file() for f in DATASETS[name].files):
-        if env:
-            pytest.fail(f"ELBOLAB_DATA={env} is set but dataset {name} is not under it")
-        pytest.skip(f"dataset {name} not under {root}; set ELBOLAB_DATA to the data mirror")
-    return root
 
 
 def write(tmp_path, name, text):
@@ -172,8 +156,8 @@ def test_empty_vocab(tmp_path):
 # ------------------------------------------------------------------------------- real AP
 
 
-def test_load_ap_real():
-    root = mirror_root("ap")
+def test_load_ap_real(real_data):
+    root = Path(real_data("ap"))
     t0 = time.perf_counter()
     c = load_ap(root)
     elapsed = time.perf_counter() - t0
@@ -184,8 +168,8 @@ def test_load_ap_real():
     assert elapsed < 2.0  # about 0.15 s on the development machine; generous for CI
 
 
-def test_ap_roundtrip_real(tmp_path):
-    c = read_ldac(*(mirror_root("ap") / "ap" / n for n in ("ap.dat", "vocab.txt")))
+def test_ap_roundtrip_real(tmp_path, real_data):
+    c = read_ldac(*(Path(real_data("ap")) / "ap" / n for n in ("ap.dat", "vocab.txt")))
     write_ldac(c, tmp_path / "ap.dat", tmp_path / "vocab.txt")
     back = read_ldac(tmp_path / "ap.dat", tmp_path / "vocab.txt")
     assert back.vocab == c.vocab and (back.counts != c.counts).nnz == 0

@@ -1,30 +1,14 @@
 """IDX and .amat readers on tiny hand-made files, the loaders, and the real MNIST mirror."""
 
 import gzip
-import os
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from elbolab.data import DATASETS, load_binarized_mnist, load_mnist, read_amat, read_idx
+from elbolab.data import load_binarized_mnist, load_mnist, read_amat, read_idx
 from elbolab.errors import ConfigError, DataError
-
-
-def mirror_root(name):
-    """The shared data mirror ($ELBOLAB_DATA, else ../shared/data), or skip.
-
-    With ``ELBOLAB_DATA`` set (as the README's test command sets it) a missing dataset
-    fails the test instead: the real-data tests must not pass by skipping.
-    """
-    env = os.environ.get("ELBOLAB_DATA")
-    root = Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
-    if not all((root / f.path).is_file() for f in DATASETS[name].files):
-        if env:
-            pytest.fail(f"ELBOLAB_DATA={env} is set but dataset {name} is not under it")
-        pytest.skip(f"dataset {name} not under {root}; set ELBOLAB_DATA to the data mirror")
-    return root
 
 
 def idx_bytes(arr, code=0x08):
@@ -209,8 +193,8 @@ def test_load_binarized_tiny_root(tmp_path):
 # ------------------------------------------------------------------------------- real
 
 
-def test_real_mnist():
-    root = mirror_root("mnist")
+def test_real_mnist(real_data):
+    root = Path(real_data("mnist"))
     imgs, labels = load_mnist(root, "train")
     assert imgs.shape == (60000, 28, 28) and imgs.dtype == np.uint8
     assert np.bincount(labels).tolist() == [
@@ -236,7 +220,7 @@ def test_real_mnist():
     "split, n, mean",
     [("train", 50000, 0.13056), ("valid", 10000, 0.13113), ("test", 10000, 0.13251)],
 )
-def test_real_binarized_mnist(split, n, mean):
-    x = load_binarized_mnist(mirror_root("binarized_mnist"), split)
+def test_real_binarized_mnist(split, n, mean, real_data):
+    x = load_binarized_mnist(real_data("binarized_mnist"), split)
     assert x.shape == (n, 784) and x.dtype == np.uint8 and x.max() == 1
     assert round(float(x.mean()), 5) == mean

@@ -24,7 +24,8 @@ from elbolab import studies
 from elbolab.studies import landscape, lda
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-# CI sets ELBOLAB_REQUIRE_BROWSER=1 (and installs Chromium): there the test must run.
+# Skips where Chromium is missing; .ci/run installs it (and checks), so in CI it runs.
+# ELBOLAB_REQUIRE_BROWSER=1 makes a missing Chromium a failure instead.
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None and os.environ.get("ELBOLAB_REQUIRE_BROWSER") != "1",
     reason="Chromium is not installed (apt-get install chromium)",

@@ -124,8 +124,8 @@ def run_study(
 
     With ``resume`` an unfinished run continues from its checkpoints (and a finished
     one is only re-rendered); its saved config must equal ``cfg``. ``scheduler`` says
-    where independent units run (:func:`elbolab.cluster.make_dispatcher`; default
-    ``auto``); the results do not depend on it.
+    where independent units run (:func:`elbolab.cluster.make_dispatcher`; default in
+    this process, the CLI's default is ``auto``); the results do not depend on it.
     """
     from ..cluster import make_dispatcher
 
