@@ -208,9 +208,8 @@ def _args(*args):
     return lambda tmp, real_data: args
 
 
-def _nan_in_the_path(tmp: Path, real_data, monkeypatch):
+def _nan_in_the_path(tmp: Path, tiny_root: Path, monkeypatch):
     """The ELBO turns NaN between the maxima: NEB must stop with a message, not write NaN."""
-    real_data("ap")
     real = LDAObjective.__call__
 
     def nan_inside(self, x):
@@ -222,7 +221,7 @@ def _nan_in_the_path(tmp: Path, real_data, monkeypatch):
         return values
 
     monkeypatch.setattr(LDAObjective, "__call__", nan_inside)
-    return ("run", "landscape", "--preset", "smoke")
+    return ("run", "landscape", "--preset", "smoke", "--data", tiny_root)
 
 
 # case -> (builder of the CLI arguments, a piece of the expected one-line message)
@@ -267,18 +266,18 @@ BAD_INPUTS = {
 }
 
 
-def _build(case, tmp_path, real_data, monkeypatch):
+def _build(case, tmp_path, real_data, monkeypatch, tiny_data):
     build, expected = BAD_INPUTS[case]
     if build is _nan_in_the_path:
-        return build(tmp_path, real_data, monkeypatch), expected
+        return build(tmp_path, tiny_data.root, monkeypatch), expected
     return build(tmp_path, real_data), expected
 
 
 @pytest.mark.parametrize("case", BAD_INPUTS)
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(
-    case, tmp_path, capsys, monkeypatch, real_data
+    case, tmp_path, capsys, monkeypatch, real_data, tiny_data
 ):
-    args, expected = _build(case, tmp_path, real_data, monkeypatch)
+    args, expected = _build(case, tmp_path, real_data, monkeypatch, tiny_data)
     out = tmp_path / "out"
     code = run(*args, "--out", out)
     err = capsys.readouterr().err.strip()
@@ -289,13 +288,15 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
 
 
 def test_bad_input_with_progress_bars_on_still_ends_in_one_error_line(
-    tmp_path, capsys, monkeypatch, real_data
+    tmp_path, capsys, monkeypatch, real_data, tiny_data
 ):
     """Bars asked for where stderr is no terminal: they are drawn, and the error is still
     one line of its own, the last, with no traceback."""
     monkeypatch.setenv("ELBOLAB_PROGRESS", "1")
     monkeypatch.delenv("ELBOLAB_NO_PROGRESS", raising=False)
-    args, expected = _build("NaN inside a path optimizer", tmp_path, real_data, monkeypatch)
+    args, expected = _build(
+        "NaN inside a path optimizer", tmp_path, real_data, monkeypatch, tiny_data
+    )
     out = tmp_path / "out"
     code = run(*args, "--out", out)
     err = capsys.readouterr().err
