@@ -103,20 +103,25 @@ def number(
     maximum: float | None = None,
     open_min: bool = False,
     open_max: bool = False,
-    allow_inf: bool = False,
 ) -> float:
     """``value`` as a finite Python float; numpy scalars accepted; bool, complex, str refused.
 
-    ``minimum`` / ``maximum`` bound it (exclusive with ``open_min`` / ``open_max``).
+    ``minimum`` / ``maximum`` bound it (exclusive with ``open_min`` / ``open_max``). An
+    integer too large for a float (``10**400``) is refused like infinity.
     """
     lo = "" if minimum is None else f"{'>' if open_min else '>='} {minimum}"
     hi = "" if maximum is None else f"{'<' if open_max else '<='} {maximum}"
     bounds = " and ".join(b for b in (lo, hi) if b)
-    need = f"a {'' if allow_inf else 'finite '}real number{' ' + bounds if bounds else ''}"
+    need = f"a finite real number{' ' + bounds if bounds else ''}"
     if not is_real(value):
         raise ConfigError(f"{name} must be {need}, got {_what(value)}")
-    out = float(value)
-    if math.isnan(out) or (not allow_inf and math.isinf(out)):
+    try:
+        out = float(value)
+    except OverflowError:
+        raise ConfigError(
+            f"{name} must be {need}, got a {type(value).__name__} too large for a float"
+        ) from None
+    if not math.isfinite(out):
         raise ConfigError(f"{name} must be {need}, got {out}")
     if minimum is not None and (out < minimum or (open_min and out == minimum)):
         raise ConfigError(f"{name} must be {need}, got {out}")
@@ -193,21 +198,53 @@ def path(value, name: str) -> Path:
 # ----------------------------------------------------------------------------- data
 
 
-def real_tensor(x, name: str, error: type = DataError) -> torch.Tensor:
-    """``x`` (tensor, array, nested list) as a tensor of real numbers (bool and integer
-    dtypes included); complex, object and string input refused with ``error``."""
+def _tensor(x, name: str, shape_error: type, content_error: type) -> torch.Tensor:
+    """``x`` as a tensor of real numbers. ``shape_error`` for None and ragged nested
+    lists, ``content_error`` for complex, object and string input; both name ``name``.
+
+    Valid numpy arrays torch cannot wrap as they are (negative strides from ``x[::-1]``
+    or ``np.flip``, a non-native byte order such as ``'>f8'``) are copied first.
+    """
     if isinstance(x, torch.Tensor):
         t = x
     else:
         if x is None:
-            raise error(f"{name} must be an array of real numbers, got None")
-        arr = np.asarray(x) if not isinstance(x, np.ndarray) else x
+            raise shape_error(f"{name} must be an array of real numbers, got None")
+        try:
+            arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+        except (ValueError, TypeError) as exc:
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise shape_error(
+                f"{name} must be a rectangular array of real numbers (nested lists of "
+                f"equal lengths), got {type(x).__name__}: {first}"
+            ) from None
         if arr.dtype.kind not in "biuf":
-            raise error(f"{name} must hold real numbers, got dtype {arr.dtype}")
-        t = torch.as_tensor(arr)
+            raise content_error(f"{name} must hold real numbers, got dtype {arr.dtype}")
+        if not arr.dtype.isnative:
+            arr = arr.astype(arr.dtype.newbyteorder("="))
+        if any(step < 0 for step in arr.strides):
+            arr = np.ascontiguousarray(arr)
+        try:
+            t = torch.as_tensor(arr)
+        except (ValueError, TypeError) as exc:
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise content_error(
+                f"{name}: an array of dtype {arr.dtype} cannot be used ({first})"
+            ) from None
     if t.is_complex():
-        raise error(f"{name} must hold real numbers, got complex dtype {t.dtype}")
+        raise content_error(f"{name} must hold real numbers, got complex dtype {t.dtype}")
     return t
+
+
+def real_tensor(x, name: str, error: type = DataError) -> torch.Tensor:
+    """``x`` (tensor, array, nested list) as a tensor of real numbers (bool and integer
+    dtypes included); None, ragged nested lists, complex, object and string input
+    refused with ``error`` naming ``name``.
+
+    Arrays torch cannot wrap as they are but that are valid (negative strides as from
+    ``x[::-1]``, non-native byte order) are copied to a contiguous native array.
+    """
+    return _tensor(x, name, error, error)
 
 
 def data_matrix(
@@ -223,10 +260,11 @@ def data_matrix(
     """A non-empty (N, D) tensor of real, finite numbers, D = ``width`` if given.
 
     Cast to ``dtype`` / ``device`` when given (integer and bool data included, e.g. uint8
-    MNIST). Shape problems raise ``shape_error`` (the layer's established class); a wrong
-    width, complex values, NaN or infinity raise DataError. All name ``name``.
+    MNIST). Shape problems (None, a ragged list, not 2-D, empty) raise ``shape_error``
+    (the layer's established class); content problems -- a wrong width, complex or other
+    non-real values, NaN or infinity -- always raise DataError. All name ``name``.
     """
-    t = real_tensor(x, name, shape_error)
+    t = _tensor(x, name, shape_error, DataError)
     if t.ndim != 2 or t.shape[0] == 0 or t.shape[1] == 0:
         raise shape_error(f"{name} must be a non-empty (N, D) batch, got shape {tuple(t.shape)}")
     if width is not None and t.shape[1] != width:

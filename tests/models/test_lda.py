@@ -436,8 +436,12 @@ def test_bad_counts_raise_data_error(counts):
 
 
 def test_unfitted_model_refuses_to_score(small):
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(ConfigError, match=r"LDA\.score: this LDA is not fitted yet: call fit"):
         LDA(n_topics=2).score(small[0])
+    with pytest.raises(ConfigError, match=r"LDA\.transform: .*not fitted.*call fit first"):
+        LDA(n_topics=2).transform(small[0])
+    with pytest.raises(ConfigError, match=r"LDA\.merged: fits\[0\] is not fitted.*call fit first"):
+        LDA.merged([LDA(n_topics=2)])
 
 
 # ------------------------------------------------------------------------ real data

@@ -53,10 +53,6 @@ def _as_canonical_csr(counts) -> sp.csr_matrix:
     return mat
 
 
-def _check_fraction(value, name: str) -> float:
-    return checks.fraction(value, name)
-
-
 @dataclass(eq=False)
 class Corpus:
     """A bag-of-words corpus: sparse counts, vocabulary and optional document ids.
@@ -211,7 +207,7 @@ class Corpus:
         train, test : Corpus
             Both keep the documents' original relative order and the full vocabulary.
         """
-        test_fraction = _check_fraction(test_fraction, "test_fraction")
+        test_fraction = checks.fraction(test_fraction, "test_fraction")
         rng = checks.numpy_rng(seed, "seed")
         if self.n_docs < 2:
             raise ConfigError("train_test_split needs at least 2 documents")
@@ -243,7 +239,7 @@ class Corpus:
             Same shape, vocabulary and doc_ids as ``self``;
             ``observed.counts + heldout.counts == self.counts`` exactly.
         """
-        observed_fraction = _check_fraction(observed_fraction, "observed_fraction")
+        observed_fraction = checks.fraction(observed_fraction, "observed_fraction")
         rng = checks.numpy_rng(seed, "seed")
         mat = self.counts
         lengths = self.doc_lengths

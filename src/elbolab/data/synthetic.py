@@ -15,7 +15,8 @@ __all__ = ["lda_corpus"]
 def _concentration(value, size: int, name: str) -> np.ndarray:
     if checks.is_real(value):
         value = float(value)
-    arr = checks.real_tensor(value, name, ConfigError).numpy().astype(np.float64)
+    arr = checks.real_tensor(value, name, ConfigError).detach().cpu().numpy()
+    arr = arr.astype(np.float64)
     if arr.ndim == 0:
         arr = np.full(size, float(arr))
     if arr.shape != (size,):
@@ -26,7 +27,7 @@ def _concentration(value, size: int, name: str) -> np.ndarray:
 
 
 def _doc_lengths(doc_length, n_docs: int, rng: np.random.Generator) -> np.ndarray:
-    if isinstance(doc_length, (bool, np.bool_)) or not checks.is_real(doc_length):
+    if not checks.is_real(doc_length):  # bools excluded
         raise ConfigError(f"doc_length must be a positive int or float, got {doc_length!r}")
     if checks.is_integer(doc_length):
         if doc_length < 1:

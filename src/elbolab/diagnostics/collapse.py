@@ -39,10 +39,6 @@ def _matrix(a, name: str, allow_inf: bool = False) -> torch.Tensor:
     return a
 
 
-def _probability(value, name: str) -> float:
-    return checks.probability(value, name)
-
-
 def kl_per_dimension(mu, std) -> torch.Tensor:
     """KL(q(z_i | x_n) || N(0, 1)) for every datum n and dimension i.
 
@@ -116,7 +112,7 @@ def collapse_curve(kl_per_dim, epsilons, delta: float = 0.01) -> dict:
     ``"prob_below"`` ((E, d), P_x[KL_i < epsilon] per dimension), ``"delta"``.
     """
     kl = _matrix(kl_per_dim, "kl_per_dim", allow_inf=True)
-    delta = _probability(delta, "delta")
+    delta = checks.probability(delta, "delta")
     eps = checks.real_tensor(epsilons, "epsilons", ConfigError).to(torch.float64).reshape(-1)
     if eps.numel() == 0 or torch.isnan(eps).any():
         raise ConfigError("epsilons must be a non-empty sequence of numbers")

@@ -26,8 +26,8 @@ import torch
 
 from .. import checks
 from ..errors import ConfigError, NumericalError
-from ..models.vae import make_generator, rsample
-from ..objectives.elbo import _as_data, _prior
+from ..models.vae import rsample
+from ..objectives.elbo import _check_data, _prior, _to_model
 from ..progress import progress as progress_bar
 
 __all__ = ["log_likelihood"]
@@ -79,8 +79,8 @@ def log_likelihood(
     batch_size = checks.integer(batch_size, "batch_size", 1)
     if chunk_size is not None:
         chunk_size = checks.integer(chunk_size, "chunk_size", 1)
-    x = _as_data(model, x)
-    gen = make_generator(generator)
+    x = _check_data(model, x)  # cast to the model's dtype and device batch by batch
+    gen = checks.torch_generator(generator, "generator")
     n = x.shape[0]
     chunk = chunk_size or max(1, 50_000 // min(batch_size, n))
     chunk = min(chunk, k)
@@ -94,7 +94,7 @@ def log_likelihood(
     with torch.no_grad(), bar:
         prior = None
         for i0 in starts:
-            xb = x[i0 : i0 + batch_size]
+            xb = _to_model(model, x[i0 : i0 + batch_size])
             q = model.encode(xb)
             if prior is None:
                 prior = _prior(model, q)

@@ -50,7 +50,7 @@ from torch.distributions import Independent, Normal
 
 from .. import checks
 from ..errors import ConfigError
-from ..models.vae import make_generator, rsample
+from ..models.vae import rsample
 from ..progress import progress as progress_bar
 
 __all__ = ["surgery", "surgery_model", "log_aggregate_posterior"]
@@ -353,7 +353,7 @@ def surgery(
     mu, std = _check_mu_std(mu, std)
     n_samples = checks.integer(n_samples, "n_samples", 1)
     batch_size = checks.integer(batch_size, "batch_size", 1)
-    gen = make_generator(generator)
+    gen = checks.torch_generator(generator, "generator")
     n, d = mu.shape
     s = n_samples
     if prior is not None:
@@ -375,7 +375,7 @@ def surgery(
     if prior is None:
         lp = -0.5 * (z * z).sum(1) - 0.5 * d * _LOG_2PI
     else:
-        lp = _prior_log_prob(prior, z, max(1, batch_size))
+        lp = _prior_log_prob(prior, z, batch_size)
         if lp.shape != (s * n,):
             raise ConfigError(
                 f"prior.log_prob on (M, {d}) samples must return (M,), got {tuple(lp.shape)}"
@@ -454,16 +454,16 @@ def surgery_model(
     ``"se_average_reconstruction"``, ``"average_elbo"`` = average_reconstruction -
     average_kl (nats per datum), and the (N, d) float64 ``"mu"`` and ``"std"``.
     """
-    from ..objectives.elbo import _as_data
+    from ..objectives.elbo import _check_data, _to_model
 
     n_samples = checks.integer(n_samples, "n_samples", 1)
     encode_batch_size = checks.integer(encode_batch_size, "encode_batch_size", 1)
-    x = _as_data(model, x)
-    gen = make_generator(generator)
+    x = _check_data(model, x)  # cast to the model's dtype and device batch by batch
+    gen = checks.torch_generator(generator, "generator")
     mus, stds, recs = [], [], []
     with torch.no_grad():
         for i0 in range(0, x.shape[0], encode_batch_size):
-            xb = x[i0 : i0 + encode_batch_size]
+            xb = _to_model(model, x[i0 : i0 + encode_batch_size])
             q = model.encode(xb)
             if not (isinstance(q, Independent) and isinstance(q.base_dist, Normal)):
                 raise ConfigError("surgery_model needs an encoder returning Independent(Normal)")

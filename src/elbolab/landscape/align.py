@@ -46,14 +46,15 @@ def _rows(x, name: str) -> np.ndarray:
     return x / sums
 
 
-def _check(a, b, metric: str, floor: float) -> tuple[np.ndarray, np.ndarray]:
+def _check(a, b, metric: str, floor) -> tuple[np.ndarray, np.ndarray, float]:
+    """The row-normalized a and b and ``floor`` as a float, all checked."""
     if metric not in _METRICS:
         raise ConfigError(f"align: metric must be one of {_METRICS}, got {metric!r}")
     floor = checks.positive(floor, "align: floor")
     p, q = _rows(a, "a"), _rows(b, "b")
     if p.shape != q.shape:
         raise ConfigError(f"align: a and b must have the same shape, got {p.shape} and {q.shape}")
-    return p, q
+    return p, q, floor
 
 
 def _floored(p: np.ndarray, floor: float) -> np.ndarray:
@@ -83,8 +84,8 @@ def distance_matrix(a, b, metric: str = "hellinger", floor: float = 1e-10) -> np
     D : (K, K) ndarray
         ``D[i, j] = d(a_i, b_j)``.
     """
-    p, q = _check(a, b, metric, floor)
-    return _distances(p, q, metric, float(floor))
+    p, q, floor = _check(a, b, metric, floor)
+    return _distances(p, q, metric, floor)
 
 
 def _distances(p: np.ndarray, q: np.ndarray, metric: str, floor: float) -> np.ndarray:
@@ -139,8 +140,7 @@ def align(a, b, metric: str = "hellinger", floor: float = 1e-10) -> tuple[np.nda
     >>> lam_run2_aligned = apply_permutation(lam_run2, perm, axis=0)
     >>> gamma_run2_aligned = apply_permutation(gamma_run2, perm, axis=1)   # (D, K)
     """
-    p, q = _check(a, b, metric, floor)
-    floor = float(floor)
+    p, q, floor = _check(a, b, metric, floor)
     rows, cols = linear_sum_assignment(_distances(p, q, metric, floor))
     perm = np.empty(p.shape[0], dtype=np.int64)
     perm[rows] = cols

@@ -26,8 +26,9 @@ import torch
 from torch import nn
 from torch.func import functional_call, jacrev, jvp, vmap
 
+from .. import checks
 from ..errors import ConfigError
-from .vae import DiagonalNormal, make_generator
+from .vae import DiagonalNormal
 
 __all__ = [
     "FAMILIES",
@@ -87,14 +88,10 @@ class MLP(nn.Module):
         dtype: torch.dtype = torch.float32,
     ):
         super().__init__()
-        for name, value, low in (
-            ("in_dim", in_dim, 1),
-            ("out_dim", out_dim, 1),
-            ("width", width, 1),
-            ("depth", depth, 1),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+        in_dim = checks.integer(in_dim, "in_dim", 1)
+        out_dim = checks.integer(out_dim, "out_dim", 1)
+        width = checks.integer(width, "width", 1)
+        depth = checks.integer(depth, "depth", 1)
         if activation not in _ACTIVATIONS:
             raise ConfigError(
                 f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}"
@@ -103,7 +100,7 @@ class MLP(nn.Module):
             raise ConfigError(
                 f"parameterization must be 'ntk' or 'standard', got {parameterization!r}"
             )
-        gen = make_generator(generator)
+        gen = checks.torch_generator(generator, "generator")
         sizes = [in_dim] + [width] * depth + [out_dim]
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):

@@ -502,7 +502,7 @@ class LDA:
         for i, fit in enumerate(fits):
             if not isinstance(fit, LDA):
                 raise ConfigError(f"fits[{i}] must be a fitted LDA, got {type(fit).__name__}")
-            fit._check_fitted()
+            fit._check_fitted(f"LDA.merged: fits[{i}]")
         first = fits[0]
         for i, fit in enumerate(fits[1:], start=1):
             for what, mine, theirs in (
@@ -537,16 +537,17 @@ class LDA:
         )
         return model
 
-    def _check_fitted(self):
+    def _check_fitted(self, what: str = "this LDA"):
         if not hasattr(self, "components_"):
-            raise RuntimeError("this LDA is not fitted yet; call fit first")
+            raise ConfigError(f"{what} is not fitted yet: call fit first")
 
-    def _infer(self, X):
+    def _infer(self, X, where: str):
         """E-step for new documents with the fitted topics fixed.
 
-        Returns gamma (D, K) and the ELBO (nats) of X under the fitted topics.
+        Returns gamma (D, K) and the ELBO (nats) of X under the fitted topics; errors
+        name ``where``, the public method called ("LDA.transform", "LDA.score").
         """
-        self._check_fitted()
+        self._check_fitted(f"{where}: this LDA")
         X = _as_csr(X)
         if X.shape[1] != self.components_.shape[1]:
             raise DataError(
@@ -557,7 +558,7 @@ class LDA:
         gamma = self._e_step(X, beta, self._fresh_gamma(X, 1, self.alpha_), self.alpha_)
         ratio = np.empty((1, X.nnz))
         bound = self._doc_scores(X, beta, gamma, self.alpha_, ratio).sum() + topic_term[0]
-        _check_bound(np.array([bound]), X, "LDA.score")
+        _check_bound(np.array([bound]), X, where)
         return gamma[0], float(bound)
 
     def transform(self, X) -> np.ndarray:
@@ -566,7 +567,7 @@ class LDA:
         Unlike scikit-learn's ``transform`` these are not normalized; divide by the
         row sums for the posterior mean of theta.
         """
-        return self._infer(X)[0]
+        return self._infer(X, "LDA.transform")[0]
 
     def score(self, X) -> float:
         """The ELBO (nats) of the documents X under the fitted topics.
@@ -575,7 +576,7 @@ class LDA:
         counted once, so on the training corpus this is ``elbo_`` up to E-step
         tolerance.
         """
-        return self._infer(X)[1]
+        return self._infer(X, "LDA.score")[1]
 
     def completion_log_likelihood(self, observed, heldout) -> dict:
         """Document-completion predictive log-likelihood of held-out tokens.

@@ -57,18 +57,6 @@ __all__ = ["LinearVAE", "fit_linear_vae"]
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
-def _positive_int(value, name: str) -> int:
-    return checks.integer(value, name, 1)
-
-
-def _positive_float(value, name: str) -> float:
-    return checks.positive(value, name)
-
-
-def _as_generator(generator) -> torch.Generator:
-    return checks.torch_generator(generator, "generator", allow_none=False)
-
-
 class LinearVAE(nn.Module):
     """Linear VAE: decoder N(W z + mu, sigma^2 I), prior N(0, I), encoder N(V (x - mu), D).
 
@@ -114,12 +102,12 @@ class LinearVAE(nn.Module):
         dtype: torch.dtype = torch.float64,
     ):
         super().__init__()
-        self.data_dim = d = _positive_int(data_dim, "data_dim")
-        self.latent_dim = q = _positive_int(latent_dim, "latent_dim")
-        sigma2 = _positive_float(sigma2, "sigma2")
+        self.data_dim = d = checks.integer(data_dim, "data_dim", 1)
+        self.latent_dim = q = checks.integer(latent_dim, "latent_dim", 1)
+        sigma2 = checks.positive(sigma2, "sigma2")
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
             raise ConfigError(f"dtype must be a floating torch.dtype, got {dtype!r}")
-        g = _as_generator(0 if generator is None else generator)
+        g = checks.torch_generator(0 if generator is None else generator, "generator")
         scale = 1.0 / math.sqrt(d)
         self.W = nn.Parameter(scale * torch.randn(d, q, generator=g, dtype=dtype))
         self.mu = nn.Parameter(torch.zeros(d, dtype=dtype))
@@ -214,8 +202,8 @@ class LinearVAE(nn.Module):
         dict of 0-dim tensors with keys ``"elbo"``, ``"reconstruction"``, ``"kl"``.
         """
         x = self._check_x(x)
-        g = _as_generator(generator)
-        s = _positive_int(n_samples, "n_samples")
+        g = checks.torch_generator(generator, "generator", allow_none=False)
+        s = checks.integer(n_samples, "n_samples", 1)
         q_z = self.encoder(x)
         eps = torch.randn((s, *q_z.mean.shape), generator=g, dtype=x.dtype, device=x.device)
         z = q_z.mean + q_z.base_dist.scale * eps  # (S, N, q)
@@ -267,7 +255,7 @@ class LinearVAE(nn.Module):
             )
         self.W.copy_(W)
         self.mu.copy_(torch.as_tensor(np.asarray(mean), dtype=self.W.dtype))
-        self.log_sigma2.fill_(math.log(_positive_float(float(s2), "sigma2_")))
+        self.log_sigma2.fill_(math.log(checks.positive(float(s2), "sigma2_")))
         return self.set_optimal_encoder()
 
 
@@ -351,19 +339,19 @@ def fit_linear_vae(
     # Cast after the finiteness check, which then also catches overflow in the cast.
     x = checks.data_matrix(x.to(dtype), "x (in the given dtype)")
     n, d = x.shape
-    q = _positive_int(latent_dim, "latent_dim")
-    steps = _positive_int(steps, "steps")
-    lr = _positive_float(lr, "lr")
-    s = _positive_int(n_samples, "n_samples")
-    g = _as_generator(generator)
-    bs = n if batch_size is None else min(_positive_int(batch_size, "batch_size"), n)
-    k = max(1, steps // 100) if eval_every is None else _positive_int(eval_every, "eval_every")
+    q = checks.integer(latent_dim, "latent_dim", 1)
+    steps = checks.integer(steps, "steps", 1)
+    lr = checks.positive(lr, "lr")
+    s = checks.integer(n_samples, "n_samples", 1)
+    g = checks.torch_generator(generator, "generator", allow_none=False)
+    bs = n if batch_size is None else min(checks.integer(batch_size, "batch_size", 1), n)
+    k = max(1, steps // 100) if eval_every is None else checks.integer(eval_every, "eval_every", 1)
     if lr_schedule not in ("constant", "cosine"):
         raise ConfigError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
     s2_data = float(x.double().var(dim=0, unbiased=False).mean())  # no float16 overflow
     if not s2_data > 0:
         raise DataError("x has zero variance in every feature")
-    sigma2 = s2_data if sigma2 is None else _positive_float(sigma2, "sigma2")
+    sigma2 = s2_data if sigma2 is None else checks.positive(sigma2, "sigma2")
     model = LinearVAE(d, q, sigma2, learn_sigma2, generator=g, dtype=dtype).to(x.device)
     with torch.no_grad():
         # Scale the random weights to the data: W W^T ~ s^2 I and V (x - mu) ~ N(0, I).

@@ -45,7 +45,6 @@ both cheap. Everything is differentiable with torch autograd.
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 
 import numpy as np
@@ -202,25 +201,6 @@ def _as_vector(a) -> np.ndarray:
     return a
 
 
-def _check_n_components(n_components) -> int:
-    if isinstance(n_components, bool) or not isinstance(n_components, numbers.Integral):
-        raise ConfigError(f"n_components must be an integer >= 1, got {n_components!r}")
-    if n_components < 1:
-        raise ConfigError(f"n_components must be >= 1, got {n_components}")
-    return int(n_components)
-
-
-def _check_positive(value, name: str, allow_zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ConfigError(f"{name} must be a positive number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(
-            f"{name} must be {'>= 0' if allow_zero else '> 0'} and finite, got {value}"
-        )
-    return value
-
-
 def _spectrum(Xc: np.ndarray, q: int) -> tuple[np.ndarray, np.ndarray]:
     """All D eigenvalues of S = Xc^T Xc / N (descending, >= 0) and the top-q eigenvectors.
 
@@ -313,12 +293,12 @@ class PPCA:
     def __init__(
         self, n_components: int, sigma2: float | None = None, *, sigma2_floor: float | None = None
     ):
-        self.n_components = _check_n_components(n_components)
-        self.sigma2 = None if sigma2 is None else _check_positive(sigma2, "sigma2")
+        self.n_components = checks.integer(n_components, "n_components", 1)
+        self.sigma2 = None if sigma2 is None else checks.positive(sigma2, "sigma2")
         self.sigma2_floor = (
             None
             if sigma2_floor is None
-            else _check_positive(sigma2_floor, "sigma2_floor", allow_zero=True)
+            else checks.positive(sigma2_floor, "sigma2_floor", allow_zero=True)
         )
 
     # -- fitting ---------------------------------------------------------------------
@@ -399,7 +379,7 @@ class PPCA:
             raise ConfigError(str(exc)) from None
         if W.shape[0] != mean.shape[0]:
             raise ConfigError(f"W has {W.shape[0]} rows but mean has {mean.shape[0]} entries")
-        self = cls(W.shape[1], _check_positive(sigma2, "sigma2"))
+        self = cls(W.shape[1], checks.positive(sigma2, "sigma2"))
         self.mean_, self.components_ = mean.copy(), W.copy()
         self.sigma2_ = self.sigma2_ml_ = float(sigma2)
         self.sigma2_floor_, self.sigma2_clipped_ = None, False
@@ -464,16 +444,12 @@ class PPCA:
     def sample(self, n_samples: int, seed) -> np.ndarray:
         """Draw (n_samples, D) data x = mu + W z + sigma eps from the model.
 
-        ``seed`` is an int or a ``numpy.random.Generator`` (required: no global RNG).
+        ``seed`` is an integer >= 0 or a ``numpy.random.Generator`` (required: None, a
+        negative or a non-integer seed raises ConfigError; there is no global RNG).
         """
         self._check_fitted()
-        if (
-            isinstance(n_samples, bool)
-            or not isinstance(n_samples, numbers.Integral)
-            or n_samples < 1
-        ):
-            raise ConfigError(f"n_samples must be an integer >= 1, got {n_samples!r}")
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        n_samples = checks.integer(n_samples, "n_samples", 1)
+        rng = checks.numpy_rng(seed, "seed")
         d, q = self.components_.shape
         z = rng.standard_normal((n_samples, q))
         eps = rng.standard_normal((n_samples, d))

@@ -36,7 +36,6 @@ import torch
 from .. import checks
 from ..errors import ConfigError, DataError, NumericalError
 from ..progress import progress as progress_bar
-from .vae import make_generator
 
 __all__ = ["train", "CHECKPOINT_NAME"]
 
@@ -50,8 +49,27 @@ def _data(a, name: str, width: int | None) -> torch.Tensor:
     return checks.data_matrix(a, name, width=width, shape_error=ConfigError)
 
 
-def _int(value, name: str, minimum: int) -> int:
-    return checks.integer(value, name, minimum)
+def _check_state_fits(state, model: torch.nn.Module) -> None:
+    """Raise ValueError unless ``state`` has exactly the keys of ``model.state_dict()``
+    with tensors of the same shapes (what ``load_state_dict`` needs), without copying
+    the model."""
+    if not isinstance(state, dict):
+        raise ValueError(f"best_state is a {type(state).__name__}, not a state dict")
+    ref = model.state_dict()
+    missing = sorted(set(ref) - set(state))
+    unexpected = sorted(set(state) - set(ref))
+    if missing or unexpected:
+        raise ValueError(
+            f"best_state keys differ from the model's (missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]})"
+        )
+    for key, value in ref.items():
+        other = state[key]
+        if not isinstance(other, torch.Tensor) or other.shape != value.shape:
+            got = tuple(other.shape) if isinstance(other, torch.Tensor) else type(other).__name__
+            raise ValueError(
+                f"best_state[{key!r}] is {got}, the model has shape {tuple(value.shape)}"
+            )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -182,19 +200,24 @@ def train(
     Raises
     ------
     ConfigError
-        Bad settings, or a non-finite loss (the learning rate is the usual culprit).
+        Bad settings.
+    DataError
+        Bad data (wrong width, NaN or infinity), or a checkpoint that cannot be read
+        (corrupt, or not written by this trainer) or does not fit this model and optimizer.
+    NumericalError
+        A non-finite training or validation loss (the learning rate is the usual culprit).
     """
     width = getattr(model, "data_dim", None)
     train_data = _data(train_data, "train_data", width if checks.is_integer(width) else None)
     if valid_data is not None:
         valid_data = _data(valid_data, "valid_data", train_data.shape[1])
-    gen = make_generator(generator)
+    gen = checks.torch_generator(generator, "generator")
     if gen is None:
         raise ConfigError("generator must be a torch.Generator or an int seed, got None")
-    epochs = _int(epochs, "epochs", 0)
-    batch_size = _int(batch_size, "batch_size", 1)
+    epochs = checks.integer(epochs, "epochs", 0)
+    batch_size = checks.integer(batch_size, "batch_size", 1)
     if patience is not None:
-        patience = _int(patience, "patience", 1)
+        patience = checks.integer(patience, "patience", 1)
     lr = checks.positive(lr, "lr")
     ckpt_path = None
     if checkpoint is not None and not callable(checkpoint):
@@ -216,8 +239,7 @@ def train(
             gen.set_state(st["generator"])
             if st["best_state"] is not None:
                 # Checked now, not at the end of training: it must fit this model too.
-                probe = copy.deepcopy(model)
-                probe.load_state_dict(st["best_state"])
+                _check_state_fits(st["best_state"], model)
         except (RuntimeError, ValueError, KeyError, TypeError) as exc:
             raise DataError(
                 f"the checkpoint does not fit this model and optimizer ({_first_line(exc)}); "

@@ -49,7 +49,6 @@ __all__ = [
     "VampPriorDistribution",
     "rsample",
     "detached",
-    "make_generator",
 ]
 
 _ACTIVATIONS = {
@@ -59,15 +58,6 @@ _ACTIVATIONS = {
     "softplus": nn.Softplus,
     "identity": nn.Identity,  # deep *linear* networks (Lucas et al. 2019, section 6)
 }
-
-
-def make_generator(generator: torch.Generator | int | None) -> torch.Generator | None:
-    """A ``torch.Generator`` from a generator or an integer seed; ``None`` stays ``None``.
-
-    ``None`` makes the sampling functions fall back to torch's default generator, which
-    is global state: pass a generator or a seed for reproducible results.
-    """
-    return checks.torch_generator(generator, "generator")
 
 
 class DiagonalNormal(Independent):
@@ -200,14 +190,10 @@ def _mlp(sizes: Sequence[int], activation: str, generator, dtype) -> nn.Sequenti
     return nn.Sequential(*layers)
 
 
-def _positive_int(value, name: str) -> int:
-    return checks.integer(value, name, 1)
-
-
 def _widths(value, name: str) -> tuple[int, ...]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
         raise ConfigError(f"{name} must be a sequence of integers >= 1, got {value!r}")
-    return tuple(_positive_int(h, name) for h in value)
+    return tuple(checks.integer(h, name, 1) for h in value)
 
 
 class VAE(nn.Module):
@@ -289,8 +275,8 @@ class VAE(nn.Module):
         dtype: torch.dtype | None = None,
     ):
         super().__init__()
-        self.data_dim = _positive_int(data_dim, "data_dim")
-        self.latent_dim = _positive_int(latent_dim, "latent_dim")
+        self.data_dim = checks.integer(data_dim, "data_dim", 1)
+        self.latent_dim = checks.integer(latent_dim, "latent_dim", 1)
         hidden = _widths(hidden, "hidden")
         decoder_hidden = (
             hidden[::-1] if decoder_hidden is None else _widths(decoder_hidden, "decoder_hidden")
@@ -312,7 +298,7 @@ class VAE(nn.Module):
             )
         if dtype is None:
             dtype = torch.get_default_dtype()
-        gen = make_generator(generator)
+        gen = checks.torch_generator(generator, "generator")
         if gen is None:
             raise ConfigError("generator must be a torch.Generator or an int seed, got None")
 
@@ -335,7 +321,7 @@ class VAE(nn.Module):
             self.register_buffer("log_sigma2", log_s2)
 
         if prior == "vamp":
-            self.n_pseudo = _positive_int(n_pseudo, "n_pseudo")
+            self.n_pseudo = checks.integer(n_pseudo, "n_pseudo", 1)
             u = torch.empty(self.n_pseudo, self.data_dim, dtype=dtype)
             u.normal_(
                 checks.number(pseudo_mean, "pseudo_mean"),
@@ -416,7 +402,7 @@ class VAE(nn.Module):
             raise ConfigError(
                 f"x must have shape (N >= {self.n_pseudo}, {self.data_dim}), got {tuple(x.shape)}"
             )
-        gen = make_generator(generator)
+        gen = checks.torch_generator(generator, "generator")
         idx = torch.randperm(x.shape[0], generator=gen)[: self.n_pseudo]
         with torch.no_grad():
             self.pseudo_inputs.copy_(x[idx].to(self.pseudo_inputs))

@@ -21,8 +21,8 @@ import torch
 from torch.distributions import kl_divergence
 
 from .. import checks
-from ..errors import ConfigError, NumericalError
-from ..models.vae import make_generator, rsample
+from ..errors import ConfigError, DataError, NumericalError
+from ..models.vae import rsample
 
 __all__ = ["elbo", "elbo_loss"]
 
@@ -34,23 +34,31 @@ def _model_dtype(model) -> torch.dtype:
     return torch.get_default_dtype()
 
 
-def _as_data(model, x, name: str = "x") -> torch.Tensor:
-    """x as a finite floating tensor in the model's dtype (uint8 MNIST included), shape
-    (B, D) with D the model's ``data_dim`` when it has one (checks.data_matrix)."""
-    p = next(iter(model.parameters()), None)
+def _check_data(model, x, name: str = "x") -> torch.Tensor:
+    """x validated but not moved: a finite real (B, D) tensor in its own dtype and on its
+    own device, D the model's ``data_dim`` when it has one (checks.data_matrix). Loops
+    over batches of a large data set cast each batch with :func:`_to_model`."""
     width = getattr(model, "data_dim", None)
     return checks.data_matrix(
-        x,
-        name,
-        width=width if checks.is_integer(width) else None,
-        dtype=_model_dtype(model),
-        device=p.device if p is not None else None,
-        shape_error=ConfigError,
+        x, name, width=width if checks.is_integer(width) else None, shape_error=ConfigError
     )
 
 
-def _check_count(value, name: str) -> int:
-    return checks.integer(value, name, 1)
+def _to_model(model, x: torch.Tensor, name: str = "x") -> torch.Tensor:
+    """A validated x (or a batch of it) in the model's floating dtype and on its device
+    (uint8 MNIST included); DataError if the cast overflows (float64 data beyond the
+    float32 range)."""
+    p = next(iter(model.parameters()), None)
+    out = x.to(dtype=_model_dtype(model), device=p.device if p is not None else x.device)
+    if out is not x and x.is_floating_point() and not bool(torch.isfinite(out).all()):
+        raise DataError(f"{name} has values beyond the range of the model's dtype {out.dtype}")
+    return out
+
+
+def _as_data(model, x, name: str = "x") -> torch.Tensor:
+    """x as a finite floating tensor in the model's dtype (uint8 MNIST included), shape
+    (B, D) with D the model's ``data_dim`` when it has one (checks.data_matrix)."""
+    return _to_model(model, _check_data(model, x, name), name)
 
 
 def _prior(model, q):
@@ -127,9 +135,9 @@ def elbo(
         KL was computed in closed form.
     """
     beta = checks.number(beta, "beta", minimum=0.0)
-    n_samples = _check_count(n_samples, "n_samples")
+    n_samples = checks.integer(n_samples, "n_samples", 1)
     x = _as_data(model, x)
-    gen = make_generator(generator)
+    gen = checks.torch_generator(generator, "generator")
 
     q = model.encode(x)
     p = _prior(model, q)

@@ -26,23 +26,16 @@ import torch
 
 from .. import checks
 from ..errors import ConfigError, DataError, NumericalError
-from ..models.vae import make_generator, rsample
+from ..models.vae import rsample
 
 __all__ = ["elbo_amortized", "forward_kl", "iwbo_amortized"]
 
 Simulator = Callable[[torch.Generator, int], tuple[torch.Tensor, torch.Tensor]]
 
 
-def _count(value, name: str) -> int:
-    return checks.integer(value, name, 1)
-
-
 def _finite_tensor(value, name: str, where: str) -> torch.Tensor:
     """A real tensor with finite entries: DataError for inputs, naming them."""
-    if not isinstance(value, torch.Tensor):
-        value = checks.real_tensor(value, name)
-    if value.is_complex():
-        raise DataError(f"{where}: {name} must hold real numbers, got {value.dtype}")
+    value = checks.real_tensor(value, f"{where}: {name}")
     if value.ndim == 0 or value.shape[0] == 0:
         raise ConfigError(
             f"{where}: {name} must be a non-empty batch, got shape {tuple(value.shape)}"
@@ -82,8 +75,8 @@ def forward_kl(q_fn: Callable, simulator: Simulator, n: int, generator) -> dict:
         ``"nll_per_pair"`` : (n,) detached -log q(z_i; f(x_i));
         ``"z"``, ``"x"`` : the simulated pairs.
     """
-    n = _count(n, "n")
-    gen = make_generator(generator)
+    n = checks.integer(n, "n", 1)
+    gen = checks.torch_generator(generator, "generator")
     if gen is None:
         raise ConfigError("forward_kl needs a generator or an int seed")
     out = simulator(gen, n)
@@ -131,9 +124,10 @@ def elbo_amortized(
     dict with ``"elbo"`` (scalar, differentiable), ``"elbo_per_datum"`` (B,) and
     ``"loss"`` = -elbo.
     """
-    n_samples = _count(n_samples, "n_samples")
+    n_samples = checks.integer(n_samples, "n_samples", 1)
     x = _finite_tensor(x, "x", "elbo_amortized")
-    lw = _log_weights(q_fn(x), log_joint, x, n_samples, make_generator(generator))
+    gen = checks.torch_generator(generator, "generator")
+    lw = _log_weights(q_fn(x), log_joint, x, n_samples, gen)
     _finite_result(lw, "elbo_amortized", "log p(z, x) - log q(z; f(x))")
     per = lw.mean(0)
     return {"elbo": per.sum(), "elbo_per_datum": per, "loss": -per.sum()}
@@ -145,9 +139,10 @@ def iwbo_amortized(q_fn: Callable, log_joint: Callable, x: torch.Tensor, k: int,
     Same arguments as :func:`elbo_amortized`; with k = 1 it is the one-sample ELBO on
     the same draw. Returns ``"iwbo"``, ``"iwbo_per_datum"``, ``"loss"`` = -iwbo.
     """
-    k = _count(k, "k")
+    k = checks.integer(k, "k", 1)
     x = _finite_tensor(x, "x", "iwbo_amortized")
-    lw = _log_weights(q_fn(x), log_joint, x, k, make_generator(generator))
+    gen = checks.torch_generator(generator, "generator")
+    lw = _log_weights(q_fn(x), log_joint, x, k, gen)
     _finite_result(lw, "iwbo_amortized", "log p(z, x) - log q(z; f(x))")
     per = torch.logsumexp(lw, 0) - math.log(k)
     return {"iwbo": per.sum(), "iwbo_per_datum": per, "loss": -per.sum()}

@@ -33,9 +33,10 @@ import math
 
 import torch
 
+from .. import checks
 from ..errors import ConfigError
-from ..models.vae import detached, make_generator, rsample
-from .elbo import _as_data, _check_count, _check_terms, _prior
+from ..models.vae import detached, rsample
+from .elbo import _as_data, _check_terms, _prior
 
 __all__ = ["iwae", "iwae_loss"]
 
@@ -77,9 +78,9 @@ def iwae(
         ``"loss"`` : ``-iwae`` (standard gradient) or the DReG surrogate;
         ``"k"`` : int; ``"dreg"`` : bool.
     """
-    k = _check_count(k, "k")
+    k = checks.integer(k, "k", 1)
     x = _as_data(model, x)
-    gen = make_generator(generator)
+    gen = checks.torch_generator(generator, "generator")
 
     q = model.encode(x)
     p = _prior(model, q)

@@ -32,6 +32,7 @@ from functools import partial
 import numpy as np
 import torch
 
+from .. import checks
 from ..errors import ConfigError
 from ..landscape import (
     LDAObjective,
@@ -145,8 +146,10 @@ class Config:
             raise ConfigError(f"sweep_topics must be >= 1, got {self.sweep_topics}")
         for name in ("alpha", "eta"):
             value = getattr(self, name)
-            if value is not None and not (value > 0 and np.isfinite(value)):
-                raise ConfigError(f"{name} must be a positive number, got {value}")
+            if value is not None:
+                # The LDA models' own bound (checks.MAX_CONCENTRATION): refused here, at
+                # --set time, not mid-run. ConfigError naming the setting.
+                checks.concentration(value, name)
         for name in ("tol", "neb_lr", "full_lr"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")

@@ -21,6 +21,7 @@ from functools import partial
 
 import numpy as np
 
+from .. import checks
 from ..data import Corpus, load_ap, read_ldac
 from ..errors import ConfigError
 from ..models import LDA
@@ -73,8 +74,10 @@ class Config:
             raise ConfigError(f"max_iter must be >= 1, got {self.max_iter}")
         for name in ("alpha", "eta"):
             value = getattr(self, name)
-            if value is not None and not (value > 0 and np.isfinite(value)):
-                raise ConfigError(f"{name} must be a positive number, got {value}")
+            if value is not None:
+                # The LDA models' own bound (checks.MAX_CONCENTRATION): refused here, at
+                # --set time, not mid-run. ConfigError naming the setting.
+                checks.concentration(value, name)
         if not 0 <= self.test_fraction < 1:
             raise ConfigError(f"test_fraction must be in [0, 1), got {self.test_fraction}")
         if not 0 < self.observed_fraction < 1:
