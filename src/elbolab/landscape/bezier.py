@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import torch
 
+from .. import checks
 from ..errors import ConfigError, NumericalError
 from ..progress import progress
 from .paths import (
@@ -29,8 +30,6 @@ from .paths import (
     Project,
     _bad_rows,
     _cap_norm,
-    _check_int,
-    _check_positive,
     _endpoints,
     _generator,
     _project_fn,
@@ -62,7 +61,7 @@ def bernstein(t: torch.Tensor, degree: int) -> torch.Tensor:
     W : (m, d + 1) tensor
         Rows sum to 1; row j at t = 0 is (1, 0, ..., 0) and at t = 1 is (0, ..., 0, 1).
     """
-    degree = _check_int("degree", degree, 1)
+    degree = checks.integer(degree, "degree", 1)
     t = torch.as_tensor(t)
     k = torch.arange(degree + 1, dtype=t.dtype, device=t.device)
     binom = torch.tensor([math.comb(degree, i) for i in range(degree + 1)], dtype=t.dtype)
@@ -182,24 +181,24 @@ def bezier(
         ``max_halvings`` halvings, or on the final curve; the message names the iteration.
     """
     a, b = _endpoints(a, b)
-    degree = _check_int("degree", degree, 2)
-    _check_int("steps", steps, 0)
-    _check_positive("lr", lr)
-    n_t = _check_int("n_t", n_t, 1)
-    n_pivots = _check_int("n_pivots", n_pivots, 2)
+    degree = checks.integer(degree, "degree", 2)
+    checks.integer(steps, "steps", 0)
+    checks.positive(lr, "lr")
+    n_t = checks.integer(n_t, "n_t", 1)
+    n_pivots = checks.integer(n_pivots, "n_pivots", 2)
     if optimizer not in _OPTIMIZERS:
         raise ConfigError(f"optimizer must be one of {_OPTIMIZERS}, got {optimizer!r}")
     if sampling not in _SAMPLING:
         raise ConfigError(f"sampling must be one of {_SAMPLING}, got {sampling!r}")
-    noise = _check_positive("noise", noise, allow_zero=True)
-    per_segment = _check_int("per_segment", per_segment, 1)
-    max_halvings = _check_int("max_halvings", max_halvings, 0)
+    noise = checks.positive(noise, "noise", allow_zero=True)
+    per_segment = checks.integer(per_segment, "per_segment", 1)
+    max_halvings = checks.integer(max_halvings, "max_halvings", 0)
     if batch_size is not None:
-        _check_int("batch_size", batch_size, 1)
+        checks.integer(batch_size, "batch_size", 1)
     cap = (
         0.5 * float((b - a).norm()) / degree
         if max_step is None
-        else _check_positive("max_step", max_step)
+        else checks.positive(max_step, "max_step")
     )
     proj = _project_fn(project)
     gen = _generator(generator)

@@ -175,14 +175,6 @@ def _endpoints(a, b) -> tuple[torch.Tensor, torch.Tensor]:
     return a.detach(), b.detach()
 
 
-def _check_positive(name: str, value, allow_zero: bool = False) -> float:
-    return checks.positive(value, name, allow_zero=allow_zero)
-
-
-def _check_int(name: str, value, minimum: int) -> int:
-    return checks.integer(value, name, minimum)
-
-
 def _check_f(f) -> None:
     if not callable(f):
         raise ConfigError(
@@ -326,7 +318,7 @@ def linear_path(a, b, n_pivots: int) -> torch.Tensor:
         exactly ``a`` and ``b``.
     """
     a, b = _endpoints(a, b)
-    n_pivots = _check_int("n_pivots", n_pivots, 2)
+    n_pivots = checks.integer(n_pivots, "n_pivots", 2)
     t = torch.linspace(0.0, 1.0, n_pivots, dtype=a.dtype, device=a.device)[:, None]
     path = (1 - t) * a + t * b
     path[0], path[-1] = a, b
@@ -393,7 +385,7 @@ def dense_points(pivots: torch.Tensor, per_segment: int = 10) -> tuple[torch.Ten
         pivots = pivots.to(torch.get_default_dtype())
     if pivots.dim() != 2 or pivots.shape[0] < 2:
         raise ConfigError(f"pivots must be a (P >= 2, n) tensor, got shape {tuple(pivots.shape)}")
-    per_segment = _check_int("per_segment", per_segment, 1)
+    per_segment = checks.integer(per_segment, "per_segment", 1)
     j = torch.arange(per_segment, dtype=pivots.dtype, device=pivots.device) / per_segment
     start, delta = pivots[:-1], pivots[1:] - pivots[:-1]
     pts = start[:, None, :] + j[None, :, None] * delta[:, None, :]
@@ -426,7 +418,7 @@ def dense_values(
     """
     points, _ = dense_points(pivots, per_segment)
     if batch_size is not None:
-        _check_int("batch_size", batch_size, 1)
+        checks.integer(batch_size, "batch_size", 1)
     return _values(f, points, batch_size)
 
 
@@ -667,14 +659,14 @@ def _finish(
 
 
 def _common_args(n_pivots, steps, lr, optimizer, max_halvings, per_segment, noise):
-    _check_int("n_pivots", n_pivots, 3)
-    _check_int("steps", steps, 0)
-    _check_positive("lr", lr)
+    checks.integer(n_pivots, "n_pivots", 3)
+    checks.integer(steps, "steps", 0)
+    checks.positive(lr, "lr")
     if optimizer not in _OPTIMIZERS:
         raise ConfigError(f"optimizer must be one of {_OPTIMIZERS}, got {optimizer!r}")
-    _check_int("max_halvings", max_halvings, 0)
-    _check_int("per_segment", per_segment, 1)
-    _check_positive("noise", noise, allow_zero=True)
+    checks.integer(max_halvings, "max_halvings", 0)
+    checks.integer(per_segment, "per_segment", 1)
+    checks.positive(noise, "noise", allow_zero=True)
 
 
 def _start_path(a, b, n_pivots, init, noise, generator, project) -> torch.Tensor:
@@ -701,7 +693,7 @@ def _start_path(a, b, n_pivots, init, noise, generator, project) -> torch.Tensor
 def _default_max_step(a, b, n_segments: int, max_step) -> float:
     if max_step is None:
         return 0.5 * float((b - a).norm()) / n_segments
-    return _check_positive("max_step", max_step)
+    return checks.positive(max_step, "max_step")
 
 
 # --------------------------------------------------------------------------- NEB
@@ -818,11 +810,11 @@ def neb(
     if init is not None:
         n_pivots = int(torch.as_tensor(init).shape[0])
     _common_args(n_pivots, steps, lr, optimizer, max_halvings, per_segment, noise)
-    spring = _check_positive("spring", spring, allow_zero=True)
-    tol = _check_positive("tol", tol, allow_zero=True)
+    spring = checks.positive(spring, "spring", allow_zero=True)
+    tol = checks.positive(tol, "tol", allow_zero=True)
     if climb_start is None:
         climb_start = steps // 4
-    climb_start = _check_int("climb_start", climb_start, 0)
+    climb_start = checks.integer(climb_start, "climb_start", 0)
     proj = _project_fn(project)
     path = _start_path(a, b, n_pivots, init, noise, generator, proj)
     cap = _default_max_step(a, b, n_pivots - 1, max_step)
@@ -962,14 +954,14 @@ def autoneb(
     """
     a, b = _endpoints(a, b)
     _common_args(n_pivots, steps, lr, optimizer, max_halvings, per_segment, noise)
-    _check_int("cycles", cycles, 1)
-    _check_int("insert_per_cycle", insert_per_cycle, 0)
-    _check_int("max_pivots", max_pivots, n_pivots)
-    insert_tol = _check_positive("insert_tol", insert_tol, allow_zero=True)
-    tol = _check_positive("tol", tol, allow_zero=True)
-    climb_steps = steps if climb_steps is None else _check_int("climb_steps", climb_steps, 0)
+    checks.integer(cycles, "cycles", 1)
+    checks.integer(insert_per_cycle, "insert_per_cycle", 0)
+    checks.integer(max_pivots, "max_pivots", n_pivots)
+    insert_tol = checks.positive(insert_tol, "insert_tol", allow_zero=True)
+    tol = checks.positive(tol, "tol", allow_zero=True)
+    climb_steps = steps if climb_steps is None else checks.integer(climb_steps, "climb_steps", 0)
     if max_step is not None:
-        _check_positive("max_step", max_step)
+        checks.positive(max_step, "max_step")
     proj = _project_fn(project)
     path = _start_path(a, b, n_pivots, None, noise, generator, proj)
 

@@ -17,7 +17,7 @@ import torch
 from .. import checks
 from ..errors import ConfigError
 from ..progress import progress
-from .paths import Func, _check_int, _generator, _show, _values
+from .paths import Func, _generator, _show, _values
 
 __all__ = [
     "Plane",
@@ -93,7 +93,7 @@ def plane_grid(
             f"center, u and v must have the same length, got {center.shape[0]}, "
             f"{u.shape[0]} and {v.shape[0]}"
         )
-    batch_size = _check_int("batch_size", batch_size, 1)
+    batch_size = checks.integer(batch_size, "batch_size", 1)
     xs = _axis(xs, "xs", center.dtype).to(center.device)
     ys = _axis(ys, "ys", center.dtype).to(center.device)
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
@@ -141,7 +141,7 @@ def random_gaussian_directions(
         Orthogonal, each of norm ``scale`` (1 by default); the pair is uniformly
         distributed over orthonormal 2-frames.
     """
-    n = _check_int("n", n, 2)
+    n = checks.integer(n, "n", 2)
     g = torch.randn(n, 2, generator=_generator(generator), dtype=dtype)
     q, r = torch.linalg.qr(g)
     # Fix the signs so the result is a deterministic function of the draw.
@@ -182,7 +182,7 @@ def random_sign_directions(
     u, v : (n,) tensors
         Entries +-1 (times ``scale``; one 0 in ``v`` for odd n), ``u . v = 0``.
     """
-    n = _check_int("n", n, 2)
+    n = checks.integer(n, "n", 2)
     gen = _generator(generator)
     u = torch.randint(0, 2, (n,), generator=gen).to(dtype) * 2 - 1
     perm = torch.randperm(n, generator=gen)
