@@ -14,7 +14,7 @@ __all__ = ["lda_corpus"]
 
 def _concentration(value, size: int, name: str) -> np.ndarray:
     if checks.is_real(value):
-        value = float(value)
+        value = checks.positive(value, name)
     arr = checks.real_tensor(value, name, ConfigError).detach().cpu().numpy()
     arr = arr.astype(np.float64)
     if arr.ndim == 0:
