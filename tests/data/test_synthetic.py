@@ -52,7 +52,7 @@ def test_counts_follow_the_model():
         ({"doc_length": "long"}, "doc_length"),
         ({"doc_length": True}, "doc_length"),
         ({"alpha": [1.0, 1.0]}, r"alpha must be a scalar or have shape \(3,\)"),
-        ({"eta": 0.0}, "eta must be positive"),
+        ({"eta": 0.0}, "eta must be a finite real number > 0"),
     ],
 )
 def test_bad_parameters(kwargs, match):
