@@ -1,6 +1,7 @@
 """HTML report: one self-contained file, figures inlined, text escaped."""
 
 import base64
+import io
 import re
 
 import numpy as np
@@ -103,12 +104,25 @@ def test_figure_rejects_non_png(tmp_path):
         Report("t").figure(bad, "c")
 
 
-def test_progress_respects_env(monkeypatch):
-    monkeypatch.setenv("ELBOLAB_NO_PROGRESS", "1")
-    bar = progress(range(3), desc="x")
-    assert bar.disable and list(bar) == [0, 1, 2]
-    monkeypatch.delenv("ELBOLAB_NO_PROGRESS")
-    with progress(total=2, desc="y", unit="doc") as bar:
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bars_follow_the_terminal_and_the_environment(monkeypatch):
+    monkeypatch.delenv("ELBOLAB_NO_PROGRESS", raising=False)
+    monkeypatch.delenv("ELBOLAB_PROGRESS", raising=False)
+    # tqdm's rule: a bar on a terminal, none on a file or pipe.
+    terminal, pipe = _Terminal(), io.StringIO()
+    with progress(total=2, desc="y", unit="doc", file=terminal) as bar:
         assert not bar.disable
         bar.update(2)
-    assert bar.n == 2
+    assert bar.n == 2 and "2/2" in terminal.getvalue()
+    assert list(progress(range(3), file=pipe)) == [0, 1, 2] and pipe.getvalue() == ""
+    # Asked for: drawn on a pipe too.
+    monkeypatch.setenv("ELBOLAB_PROGRESS", "1")
+    assert not progress(range(3), file=pipe).disable
+    # Refused: hidden even on a terminal, and it wins over ELBOLAB_PROGRESS.
+    monkeypatch.setenv("ELBOLAB_NO_PROGRESS", "1")
+    bar = progress(range(3), desc="x", file=terminal)
+    assert bar.disable and list(bar) == [0, 1, 2]
