@@ -386,7 +386,7 @@ class VAE(nn.Module):
     @property
     def sigma2(self) -> float:
         """Current observation noise variance sigma^2 (Gaussian likelihood)."""
-        return float(torch.exp(self.log_sigma2))
+        return float(torch.exp(self.log_sigma2.detach()))
 
     def init_pseudo_inputs(self, x: torch.Tensor, generator: torch.Generator | int) -> None:
         """Set the VampPrior pseudo-inputs to K distinct random rows of ``x`` (N >= K).
