@@ -169,7 +169,6 @@ KILL_POINTS = {
 # restore); the other points run with ``pytest -m slow``.
 DEFAULT_POINTS = {
     "lda: first restart checkpointed",
-    "lda on AP: first restart checkpointed",
     "landscape: sweeps underway",
     "surgery: first model done, second mid-training",
     "zoo: IWAE (warm-started from the VAE) mid-training",
