@@ -33,6 +33,7 @@ __all__ = [
     "concentration",
     "count_data",
     "data_matrix",
+    "device",
     "diagonal_prior",
     "finite",
     "fraction",
@@ -45,6 +46,7 @@ __all__ = [
     "positive",
     "probability",
     "real_tensor",
+    "same_device",
     "torch_generator",
 ]
 
@@ -150,18 +152,63 @@ def fraction(value, name: str) -> float:
     return number(value, name, minimum=0.0, maximum=1.0, open_min=True, open_max=True)
 
 
-def torch_generator(
-    value, name: str = "generator", allow_none: bool = True
-) -> torch.Generator | None:
-    """A ``torch.Generator`` from a generator or an integer seed (numpy integers too).
+def device(value, name: str = "device") -> torch.device:
+    """A ``torch.device`` from ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a device.
 
-    ``None`` stays ``None`` when ``allow_none`` (callers then use torch's global
-    generator); a seed must lie in [0, 2**64).
+    ``"auto"`` is CUDA when it is available, else the CPU. Asking for CUDA where there is
+    none, or for ``cuda:N`` past the last GPU, is a ConfigError in one line.
     """
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(value)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(
+            f"{name} must be auto, cpu, cuda or cuda:N, got {_what(value)}"
+        ) from None
+    if dev.type == "cpu":
+        return torch.device("cpu")
+    if dev.type != "cuda":
+        raise ConfigError(f"{name} must be auto, cpu, cuda or cuda:N, got {_what(value)}")
+    if not torch.cuda.is_available():
+        raise ConfigError(
+            f"{name}={dev} asks for CUDA, but this torch ({torch.__version__}) sees no GPU; "
+            "use cpu or auto"
+        )
+    count = torch.cuda.device_count()
+    if dev.index is not None and dev.index >= count:
+        raise ConfigError(f"{name}={dev}, but this machine has {count} GPU(s)")
+    return dev
+
+
+def _same(a: torch.device, b: torch.device) -> bool:
+    # "cuda" means the current GPU; a generator or tensor always carries its index.
+    if a.type != b.type:
+        return False
+    if a.type == "cpu":
+        return True
+    current = torch.cuda.current_device()
+    return (current if a.index is None else a.index) == (current if b.index is None else b.index)
+
+
+def same_device(what: str, dev: torch.device, other: str, other_dev: torch.device) -> None:
+    """ConfigError naming both when ``dev`` and ``other_dev`` are different devices."""
+    if not _same(torch.device(dev), torch.device(other_dev)):
+        raise ConfigError(f"{what} is on {dev} but {other} is on {other_dev}; move them together")
+
+
+def torch_generator(value, name: str = "generator", *, device=None) -> torch.Generator:
+    """The one way a seed becomes randomness: a ``torch.Generator`` on ``device``.
+
+    An integer seed (numpy integers too, in [0, 2**64)) gives a new generator on
+    ``device`` (the CPU by default); a given generator is returned as is after checking
+    that it lives on ``device`` (ConfigError naming both devices otherwise). ``None`` is
+    refused: randomness in elbolab is always explicit.
+    """
+    dev = torch.device("cpu") if device is None else torch.device(device)
     if isinstance(value, torch.Generator):
+        same_device(name, value.device, "the model and data it draws for", dev)
         return value
-    if value is None and allow_none:
-        return None
     if not is_integer(value):
         raise ConfigError(
             f"{name} must be a torch.Generator or an integer seed, got {_what(value)}"
@@ -169,7 +216,7 @@ def torch_generator(
     seed = int(value)
     if not 0 <= seed < 2**64:
         raise ConfigError(f"{name}: an integer seed must lie in [0, 2**64), got {seed}")
-    return torch.Generator().manual_seed(seed)
+    return torch.Generator(device=dev).manual_seed(seed)
 
 
 def numpy_rng(value, name: str = "seed") -> np.random.Generator:
