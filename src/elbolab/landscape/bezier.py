@@ -31,7 +31,6 @@ from .paths import (
     _bad_rows,
     _cap_norm,
     _endpoints,
-    _generator,
     _project_fn,
     _show,
     _Stepper,
@@ -91,7 +90,7 @@ def bezier_points(control: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 def _sample_t(gen: torch.Generator, n_t: int, sampling: str, like: torch.Tensor) -> torch.Tensor:
-    u = torch.rand(n_t, generator=gen, dtype=like.dtype).to(like.device)
+    u = torch.rand(n_t, generator=gen, dtype=like.dtype, device=like.device)
     if sampling == "uniform":
         return torch.sort(u).values
     # One draw per stratum [j/n_t, (j+1)/n_t): still t ~ U(0, 1) marginally, so the
@@ -107,7 +106,7 @@ def bezier(
     steps: int = 500,
     lr: float = 0.01,
     n_t: int = 16,
-    generator: torch.Generator | int | None = None,
+    generator: torch.Generator | int = 0,
     n_pivots: int = 21,
     optimizer: str = "adam",
     sampling: str = "stratified",
@@ -201,14 +200,14 @@ def bezier(
         else checks.positive(max_step, "max_step")
     )
     proj = _project_fn(project)
-    gen = _generator(generator)
+    gen = checks.torch_generator(generator, "generator", device=a.device)
 
     s = torch.linspace(0.0, 1.0, degree + 1, dtype=a.dtype, device=a.device)[:, None]
     theta = (1 - s) * a + s * b
     theta[0], theta[-1] = a, b
     if noise > 0:
-        eps = torch.randn(degree - 1, a.shape[0], generator=gen, dtype=a.dtype)
-        theta[1:-1] += noise * eps.to(a.device)
+        eps = torch.randn(degree - 1, a.shape[0], generator=gen, dtype=a.dtype, device=a.device)
+        theta[1:-1] += noise * eps
     theta[1:-1] = proj(theta[1:-1])
 
     t = _sample_t(gen, n_t, sampling, a)

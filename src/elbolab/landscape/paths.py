@@ -152,11 +152,6 @@ class PathResult:
 # --------------------------------------------------------------------------- helpers
 
 
-def _generator(generator: torch.Generator | int | None) -> torch.Generator:
-    """An explicit CPU generator: the given one, one seeded by an int, or seed 0 for None."""
-    return checks.torch_generator(0 if generator is None else generator, "generator")
-
-
 def _endpoints(a, b) -> tuple[torch.Tensor, torch.Tensor]:
     a, b = checks.real_tensor(a, "a", ConfigError), checks.real_tensor(b, "b", ConfigError)
     if not a.is_floating_point():
@@ -683,9 +678,11 @@ def _start_path(a, b, n_pivots, init, noise, generator, project) -> torch.Tensor
             raise ConfigError("init has NaN or infinite entries")
         path[0], path[-1] = a, b
     if noise > 0:
-        gen = _generator(generator)
-        eps = torch.randn(path.shape[0] - 2, path.shape[1], generator=gen, dtype=path.dtype)
-        path[1:-1] += noise * eps.to(path.device)
+        gen = checks.torch_generator(generator, "generator", device=path.device)
+        eps = torch.randn(
+            path.shape[0] - 2, path.shape[1], generator=gen, dtype=path.dtype, device=path.device
+        )
+        path[1:-1] += noise * eps
     path[1:-1] = project(path[1:-1])
     return path
 
@@ -709,7 +706,7 @@ def neb(
     spring: float = 1.0,
     climbing: bool = False,
     optimizer: str = "adam",
-    generator: torch.Generator | int | None = None,
+    generator: torch.Generator | int = 0,
     callback: Callable | None = None,
     max_step: float | None = None,
     project: Project | None = None,
@@ -885,7 +882,7 @@ def autoneb(
     climbing: bool = False,
     climb_steps: int | None = None,
     optimizer: str = "adam",
-    generator: torch.Generator | int | None = None,
+    generator: torch.Generator | int = 0,
     callback: Callable | None = None,
     max_step: float | None = None,
     project: Project | None = None,

@@ -17,7 +17,7 @@ import torch
 from .. import checks
 from ..errors import ConfigError
 from ..progress import progress
-from .paths import Func, _generator, _show, _values
+from .paths import Func, _show, _values
 
 __all__ = [
     "Plane",
@@ -118,7 +118,7 @@ def plane_grid(
 
 def random_gaussian_directions(
     n: int,
-    generator: torch.Generator | int | None = None,
+    generator: torch.Generator | int = 0,
     dtype: torch.dtype = torch.float64,
     scale: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,7 +142,7 @@ def random_gaussian_directions(
         distributed over orthonormal 2-frames.
     """
     n = checks.integer(n, "n", 2)
-    g = torch.randn(n, 2, generator=_generator(generator), dtype=dtype)
+    g = torch.randn(n, 2, generator=checks.torch_generator(generator, "generator"), dtype=dtype)
     q, r = torch.linalg.qr(g)
     # Fix the signs so the result is a deterministic function of the draw.
     q = q * torch.where(torch.diagonal(r) < 0, -1.0, 1.0).to(dtype)
@@ -153,7 +153,7 @@ def random_gaussian_directions(
 
 def random_sign_directions(
     n: int,
-    generator: torch.Generator | int | None = None,
+    generator: torch.Generator | int = 0,
     dtype: torch.dtype = torch.float64,
     scale: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -183,7 +183,7 @@ def random_sign_directions(
         Entries +-1 (times ``scale``; one 0 in ``v`` for odd n), ``u . v = 0``.
     """
     n = checks.integer(n, "n", 2)
-    gen = _generator(generator)
+    gen = checks.torch_generator(generator, "generator")
     u = torch.randint(0, 2, (n,), generator=gen).to(dtype) * 2 - 1
     perm = torch.randperm(n, generator=gen)
     s = torch.ones(n, dtype=dtype)

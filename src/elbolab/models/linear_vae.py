@@ -70,11 +70,14 @@ class LinearVAE(nn.Module):
         Initial (or fixed) observation noise variance sigma^2.
     learn_sigma2 : bool
         Learn log sigma^2 (a parameter) or keep it fixed (a buffer).
-    generator : torch.Generator or int, optional
+    generator : torch.Generator or int
         Randomness for the initial W and V (entries N(0, 1/D)); default seed 0. mu starts
         at 0 and the encoder variances d_j at 1.
     dtype : torch.dtype
         Parameter dtype, float64 by default.
+    device : str or torch.device, optional
+        Where the parameters are created and drawn (the CPU by default); a generator
+        must live there.
 
     Attributes
     ----------
@@ -98,8 +101,9 @@ class LinearVAE(nn.Module):
         sigma2: float = 1.0,
         learn_sigma2: bool = True,
         *,
-        generator=None,
+        generator: torch.Generator | int = 0,
         dtype: torch.dtype = torch.float64,
+        device=None,
     ):
         super().__init__()
         self.data_dim = d = checks.integer(data_dim, "data_dim", 1)
@@ -107,13 +111,14 @@ class LinearVAE(nn.Module):
         sigma2 = checks.positive(sigma2, "sigma2")
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
             raise ConfigError(f"dtype must be a floating torch.dtype, got {dtype!r}")
-        g = checks.torch_generator(0 if generator is None else generator, "generator")
+        dev = torch.device("cpu") if device is None else checks.device(device)
+        g = checks.torch_generator(generator, "generator", device=dev)
         scale = 1.0 / math.sqrt(d)
-        self.W = nn.Parameter(scale * torch.randn(d, q, generator=g, dtype=dtype))
-        self.mu = nn.Parameter(torch.zeros(d, dtype=dtype))
-        self.V = nn.Parameter(scale * torch.randn(q, d, generator=g, dtype=dtype))
-        self.log_D = nn.Parameter(torch.zeros(q, dtype=dtype))
-        log_s2 = torch.tensor(math.log(sigma2), dtype=dtype)
+        self.W = nn.Parameter(scale * torch.randn(d, q, generator=g, dtype=dtype, device=dev))
+        self.mu = nn.Parameter(torch.zeros(d, dtype=dtype, device=dev))
+        self.V = nn.Parameter(scale * torch.randn(q, d, generator=g, dtype=dtype, device=dev))
+        self.log_D = nn.Parameter(torch.zeros(q, dtype=dtype, device=dev))
+        log_s2 = torch.tensor(math.log(sigma2), dtype=dtype, device=dev)
         if learn_sigma2:
             self.log_sigma2 = nn.Parameter(log_s2)
         else:
@@ -202,7 +207,7 @@ class LinearVAE(nn.Module):
         dict of 0-dim tensors with keys ``"elbo"``, ``"reconstruction"``, ``"kl"``.
         """
         x = self._check_x(x)
-        g = checks.torch_generator(generator, "generator", allow_none=False)
+        g = checks.torch_generator(generator, "generator", device=x.device)
         s = checks.integer(n_samples, "n_samples", 1)
         q_z = self.encoder(x)
         eps = torch.randn((s, *q_z.mean.shape), generator=g, dtype=x.dtype, device=x.device)
@@ -343,7 +348,7 @@ def fit_linear_vae(
     steps = checks.integer(steps, "steps", 1)
     lr = checks.positive(lr, "lr")
     s = checks.integer(n_samples, "n_samples", 1)
-    g = checks.torch_generator(generator, "generator", allow_none=False)
+    g = checks.torch_generator(generator, "generator", device=x.device)
     bs = n if batch_size is None else min(checks.integer(batch_size, "batch_size", 1), n)
     k = max(1, steps // 100) if eval_every is None else checks.integer(eval_every, "eval_every", 1)
     if lr_schedule not in ("constant", "cosine"):
@@ -352,7 +357,7 @@ def fit_linear_vae(
     if not s2_data > 0:
         raise DataError("x has zero variance in every feature")
     sigma2 = s2_data if sigma2 is None else checks.positive(sigma2, "sigma2")
-    model = LinearVAE(d, q, sigma2, learn_sigma2, generator=g, dtype=dtype).to(x.device)
+    model = LinearVAE(d, q, sigma2, learn_sigma2, generator=g, dtype=dtype, device=x.device)
     with torch.no_grad():
         # Scale the random weights to the data: W W^T ~ s^2 I and V (x - mu) ~ N(0, I).
         model.mu.copy_(x.mean(0))
@@ -397,7 +402,7 @@ def fit_linear_vae(
             batch = x
         else:
             if pos + bs > n:
-                perm, pos = torch.randperm(n, generator=g).to(x.device), 0
+                perm, pos = torch.randperm(n, generator=g, device=x.device), 0
             batch = x[perm[pos : pos + bs]]
             pos += bs
         if analytic:

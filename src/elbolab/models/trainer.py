@@ -24,6 +24,8 @@ machine, same thread count). With a callable, it is called with that state dict.
 from __future__ import annotations
 
 import copy
+import functools
+import inspect
 import math
 import os
 import time
@@ -41,6 +43,20 @@ __all__ = ["train", "CHECKPOINT_NAME"]
 
 CHECKPOINT_NAME = "trainer.pt"
 _FORMAT = 1
+# Minibatches between host reads of the losses on a GPU (see train's notes on the
+# device); on the CPU a read costs nothing and happens after every minibatch.
+_GPU_SYNC_EVERY = 50
+
+
+def _check_losses(losses: torch.Tensor, epoch: int, lr: float) -> None:
+    """NumericalError naming the first minibatch of this epoch whose loss is not finite."""
+    bad = (~torch.isfinite(losses)).nonzero()
+    if len(bad):
+        b = int(bad[0])
+        raise NumericalError(
+            f"train: loss is {float(losses[b])} at epoch {epoch}, minibatch {b}; lower lr "
+            f"(now {lr}) or check the data"
+        )
 
 
 def _data(a, name: str, width: int | None) -> torch.Tensor:
@@ -131,15 +147,30 @@ def _clone_state(model: torch.nn.Module) -> dict:
 
 
 def _evaluate(model, loss_fn, data: torch.Tensor, batch_size: int, seed: int) -> float:
-    gen = torch.Generator().manual_seed(seed)
-    total = 0.0
+    gen = checks.torch_generator(seed, "valid_seed", device=data.device)
+    total = torch.zeros((), dtype=torch.float64, device=data.device)
     was_training = model.training
     model.eval()
     with torch.no_grad():
         for i0 in range(0, data.shape[0], batch_size):
-            total += float(loss_fn(model, data[i0 : i0 + batch_size], gen))
+            total += loss_fn(model, data[i0 : i0 + batch_size], gen).double()
     model.train(was_training)
-    return total / data.shape[0]
+    return float(total) / data.shape[0]
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    """Where the model's parameters (and buffers) live; the CPU for a model without any."""
+    for t in (*model.parameters(), *model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+def _takes_beta(loss_fn: Callable) -> bool:
+    try:
+        params = inspect.signature(loss_fn).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C callable: it cannot be told
+        return False
+    return any(p.name == "beta" or p.kind is p.VAR_KEYWORD for p in params)
 
 
 def train(
@@ -155,6 +186,7 @@ def train(
     checkpoint: str | os.PathLike | Callable[[dict], None] | None = None,
     progress: bool = True,
     resume: bool = True,
+    kl_warmup: int = 0,
 ) -> dict:
     """Train ``model`` with Adam on minibatches, with validation-based early stopping.
 
@@ -186,6 +218,19 @@ def train(
     resume : bool
         Continue from ``checkpoint/trainer.pt`` when it exists (else start afresh and
         overwrite it).
+    kl_warmup : int
+        KL warm-up (deterministic annealing, Bowman et al. 2016; Sonderby et al. 2016):
+        over the first W = ``kl_warmup`` epochs the loss is called as
+        ``loss_fn(model, x, generator, beta=(epoch + 1) / W)`` (0-based epoch), so the KL
+        weight rises linearly to 1; ``loss_fn`` must accept ``beta`` (``elbo_loss``
+        does). Validation always uses the plain loss, and the best state and early
+        stopping only consider epochs at full weight. 0: no warm-up.
+
+    Device: the model's. The data are moved there once, before the first epoch;
+    shuffling and the loss noise come from ``generator`` on that device (a seed gives
+    one there, a given generator must live there), so a CPU and a GPU run of the same
+    seed draw different noise. On a GPU the losses stay there during an epoch and the
+    host reads them every ``_GPU_SYNC_EVERY`` minibatches (progress and the NaN check).
 
     Returns
     -------
@@ -208,12 +253,18 @@ def train(
         A non-finite training or validation loss (the learning rate is the usual culprit).
     """
     width = getattr(model, "data_dim", None)
+    device = _device(model)
     train_data = _data(train_data, "train_data", width if checks.is_integer(width) else None)
+    train_data = train_data.to(device)
     if valid_data is not None:
-        valid_data = _data(valid_data, "valid_data", train_data.shape[1])
-    gen = checks.torch_generator(generator, "generator")
-    if gen is None:
-        raise ConfigError("generator must be a torch.Generator or an int seed, got None")
+        valid_data = _data(valid_data, "valid_data", train_data.shape[1]).to(device)
+    gen = checks.torch_generator(generator, "generator", device=device)
+    kl_warmup = checks.integer(kl_warmup, "kl_warmup", 0)
+    if kl_warmup and not _takes_beta(loss_fn):
+        raise ConfigError(
+            "kl_warmup needs a loss_fn that accepts beta (like elbo_loss); "
+            f"{getattr(loss_fn, '__name__', type(loss_fn).__name__)} does not"
+        )
     epochs = checks.integer(epochs, "epochs", 0)
     batch_size = checks.integer(batch_size, "batch_size", 1)
     if patience is not None:
@@ -263,11 +314,12 @@ def train(
             "epoch_seconds": [],
         }
         best_state = None
-        valid_seed = int(torch.randint(0, 2**62, (1,), generator=gen))
+        valid_seed = int(torch.randint(0, 2**62, (1,), generator=gen, device=device))
         bad = 0
         resumed_from = 0
 
     start = len(hist["train_loss"])
+    sync_every = 1 if device.type == "cpu" else _GPU_SYNC_EVERY
     bar = progress_bar(
         total=epochs * n_batches,
         desc="train",
@@ -281,26 +333,28 @@ def train(
                 break
             t0 = time.perf_counter()
             model.train()
-            perm = torch.randperm(n, generator=gen)
-            total = 0.0
+            beta = min(1.0, (epoch + 1) / kl_warmup) if kl_warmup else 1.0
+            step_loss = functools.partial(loss_fn, beta=beta) if kl_warmup else loss_fn
+            perm = torch.randperm(n, generator=gen, device=device)
+            losses = torch.zeros(n_batches, dtype=torch.float64, device=device)
             for b in range(n_batches):
                 xb = train_data[perm[b * batch_size : (b + 1) * batch_size]]
-                loss = loss_fn(model, xb, gen)
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    raise NumericalError(
-                        f"train: loss is {value} at epoch {epoch}, minibatch {b}; lower lr "
-                        f"(now {lr}) or check the data"
-                    )
+                loss = step_loss(model, xb, gen)
+                losses[b] = loss.detach()
                 optimizer.zero_grad(set_to_none=True)
                 (loss / xb.shape[0]).backward()
                 optimizer.step()
-                total += value
+                if (b + 1) % sync_every == 0 or b + 1 == n_batches:
+                    # A GPU is not stalled every minibatch; a NaN still stops training
+                    # within a few steps.
+                    _check_losses(losses[: b + 1], epoch, lr)
+                    bar.set_postfix(
+                        epoch=epoch,
+                        loss=f"{float(losses[: b + 1].sum()) / min(n, (b + 1) * batch_size):.3f}",
+                        refresh=False,
+                    )
                 bar.update(1)
-                bar.set_postfix(
-                    epoch=epoch, loss=f"{total / min(n, (b + 1) * batch_size):.3f}", refresh=False
-                )
-            train_loss = total / n
+            train_loss = float(losses.sum()) / n
             hist["train_loss"].append(train_loss)
             if valid_data is not None:
                 monitored = _evaluate(model, loss_fn, valid_data, batch_size, valid_seed)
@@ -312,7 +366,9 @@ def train(
                 hist["valid_loss"].append(monitored)
             else:
                 monitored = train_loss
-            if monitored < hist["best_loss"]:
+            if beta < 1.0:
+                pass  # still warming up: the model is not yet trained on its objective
+            elif monitored < hist["best_loss"]:
                 hist["best_loss"] = monitored
                 hist["best_epoch"] = epoch
                 best_state = _clone_state(model)

@@ -116,6 +116,8 @@ def rsample(dist: Distribution, n: int, generator: torch.Generator | None = None
     """
     if isinstance(dist, Independent) and isinstance(dist.base_dist, Normal):
         base = dist.base_dist
+        if generator is not None:
+            checks.same_device("the generator", generator.device, "q(z | x)", base.loc.device)
         shape = (n,) + tuple(dist.batch_shape) + tuple(dist.event_shape)
         eps = torch.randn(shape, generator=generator, dtype=base.loc.dtype, device=base.loc.device)
         return base.loc + base.scale * eps
@@ -238,7 +240,9 @@ class VAE(nn.Module):
         The encoder's log-variance is clamped to this range, so std is never 0 (nor
         overflows); exp(-20/2) = 4.5e-5.
     generator : torch.Generator or int
-        Source of the initial weights (an int is a seed). The global RNG is not used.
+        Source of the initial weights (an int is a seed; a generator must be a CPU one).
+        Weights are drawn on the CPU, so a seed gives the same model on every device;
+        move it with ``model.to(device)``. The global RNG is not used.
     dtype : torch.dtype, optional
         Parameter dtype (float32 by default; ``model.double()`` also works).
 
@@ -298,9 +302,9 @@ class VAE(nn.Module):
             )
         if dtype is None:
             dtype = torch.get_default_dtype()
+        # Weights are drawn on the CPU (move the model with .to(device) afterwards), so a
+        # seed gives the same initial model on every device.
         gen = checks.torch_generator(generator, "generator")
-        if gen is None:
-            raise ConfigError("generator must be a torch.Generator or an int seed, got None")
 
         self.hidden = hidden
         self.decoder_hidden = decoder_hidden
@@ -402,8 +406,8 @@ class VAE(nn.Module):
             raise ConfigError(
                 f"x must have shape (N >= {self.n_pseudo}, {self.data_dim}), got {tuple(x.shape)}"
             )
-        gen = checks.torch_generator(generator, "generator")
-        idx = torch.randperm(x.shape[0], generator=gen)[: self.n_pseudo]
+        gen = checks.torch_generator(generator, "generator", device=x.device)
+        idx = torch.randperm(x.shape[0], generator=gen, device=x.device)[: self.n_pseudo]
         with torch.no_grad():
             self.pseudo_inputs.copy_(x[idx].to(self.pseudo_inputs))
 

@@ -97,7 +97,7 @@ def _analytic_kl(q, p) -> torch.Tensor | None:
 def elbo(
     model,
     x: torch.Tensor,
-    generator: torch.Generator | int | None = None,
+    generator: torch.Generator | int,
     beta: float = 1.0,
     n_samples: int = 1,
     analytic_kl: bool = True,
@@ -109,11 +109,11 @@ def elbo(
     model : VAE-like module
         ``encode``, ``decode``, ``prior`` as in :class:`elbolab.models.vae.VAE`.
     x : (B, D) tensor
-        Data batch (any numeric dtype; cast to the model's).
-    generator : torch.Generator or int, optional
+        Data batch (any numeric dtype; cast to the model's dtype and moved to its device).
+    generator : torch.Generator or int
         Source of the reparameterization noise eps ~ N(0, I), drawn as one (S, B, d)
-        tensor (the same draw as :func:`elbolab.objectives.iwae` with k = S). ``None``
-        uses torch's global generator.
+        tensor (the same draw as :func:`elbolab.objectives.iwae` with k = S). A seed
+        gives a generator on the model's device; a generator must live there.
     beta : float
         KL weight of the beta-ELBO (``>= 0``).
     n_samples : int
@@ -137,7 +137,7 @@ def elbo(
     beta = checks.number(beta, "beta", minimum=0.0)
     n_samples = checks.integer(n_samples, "n_samples", 1)
     x = _as_data(model, x)
-    gen = checks.torch_generator(generator, "generator")
+    gen = checks.torch_generator(generator, "generator", device=x.device)
 
     q = model.encode(x)
     p = _prior(model, q)
@@ -170,7 +170,7 @@ def elbo(
 def elbo_loss(
     model,
     x: torch.Tensor,
-    generator: torch.Generator | int | None = None,
+    generator: torch.Generator | int,
     beta: float = 1.0,
     n_samples: int = 1,
     analytic_kl: bool = True,

@@ -65,7 +65,7 @@ def forward_kl(q_fn: Callable, simulator: Simulator, n: int, generator) -> dict:
     n : int
         Pairs per estimate.
     generator : torch.Generator or int
-        Passed to the simulator (the only randomness).
+        Passed to the simulator (the only randomness); a seed becomes a CPU generator.
 
     Returns
     -------
@@ -76,9 +76,10 @@ def forward_kl(q_fn: Callable, simulator: Simulator, n: int, generator) -> dict:
         ``"z"``, ``"x"`` : the simulated pairs.
     """
     n = checks.integer(n, "n", 1)
-    gen = checks.torch_generator(generator, "generator")
-    if gen is None:
-        raise ConfigError("forward_kl needs a generator or an int seed")
+    # The simulator decides where it draws: a seed gives a CPU generator, a given
+    # generator (on any device) is passed through.
+    where = generator.device if isinstance(generator, torch.Generator) else None
+    gen = checks.torch_generator(generator, "generator", device=where)
     out = simulator(gen, n)
     if not (isinstance(out, tuple) and len(out) == 2):
         raise ConfigError("simulator(generator, n) must return a pair (z, x) of tensors")
@@ -116,6 +117,7 @@ def elbo_amortized(
         ``(z (S, B, d), x (B, ...)) -> (S, B)`` log p(z, x), every constant included.
     x : (B, ...) tensor
     generator : torch.Generator or int
+        A seed, or a generator on x's device.
     n_samples : int
         Monte Carlo samples S per observation.
 
@@ -126,7 +128,7 @@ def elbo_amortized(
     """
     n_samples = checks.integer(n_samples, "n_samples", 1)
     x = _finite_tensor(x, "x", "elbo_amortized")
-    gen = checks.torch_generator(generator, "generator")
+    gen = checks.torch_generator(generator, "generator", device=x.device)
     lw = _log_weights(q_fn(x), log_joint, x, n_samples, gen)
     _finite_result(lw, "elbo_amortized", "log p(z, x) - log q(z; f(x))")
     per = lw.mean(0)
@@ -141,7 +143,7 @@ def iwbo_amortized(q_fn: Callable, log_joint: Callable, x: torch.Tensor, k: int,
     """
     k = checks.integer(k, "k", 1)
     x = _finite_tensor(x, "x", "iwbo_amortized")
-    gen = checks.torch_generator(generator, "generator")
+    gen = checks.torch_generator(generator, "generator", device=x.device)
     lw = _log_weights(q_fn(x), log_joint, x, k, gen)
     _finite_result(lw, "iwbo_amortized", "log p(z, x) - log q(z; f(x))")
     per = torch.logsumexp(lw, 0) - math.log(k)

@@ -45,7 +45,7 @@ def iwae(
     model,
     x: torch.Tensor,
     k: int,
-    generator: torch.Generator | int | None = None,
+    generator: torch.Generator | int,
     dreg: bool = False,
 ) -> dict:
     """Importance-weighted bound with k samples, in nats, summed over the batch.
@@ -57,8 +57,8 @@ def iwae(
     x : (B, D) tensor
     k : int
         Number of importance samples per datum.
-    generator : torch.Generator or int, optional
-        Source of eps ~ N(0, I), one (k, B, d) draw, the same draw that
+    generator : torch.Generator or int
+        Source of eps ~ N(0, I) (on the model's device), one (k, B, d) draw, the same draw that
         :func:`elbolab.objectives.elbo` makes with ``n_samples=k``: IWAE with k = 1 and
         the Monte Carlo-KL ELBO from the same generator state are equal.
     dreg : bool
@@ -80,7 +80,7 @@ def iwae(
     """
     k = checks.integer(k, "k", 1)
     x = _as_data(model, x)
-    gen = checks.torch_generator(generator, "generator")
+    gen = checks.torch_generator(generator, "generator", device=x.device)
 
     q = model.encode(x)
     p = _prior(model, q)
@@ -126,7 +126,7 @@ def iwae(
 def iwae_loss(
     model,
     x: torch.Tensor,
-    generator: torch.Generator | int | None = None,
+    generator: torch.Generator | int,
     k: int = 5,
     dreg: bool = False,
 ) -> torch.Tensor:
