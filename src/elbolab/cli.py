@@ -56,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a setting of the preset (repeatable)",
     )
+    p.add_argument(
+        "--device",
+        default=None,
+        help="where neural networks train and are evaluated (surgery, zoo, linear part 4, "
+        "fkl): auto (CUDA when available; the presets' default), cpu, cuda or cuda:N. "
+        "The LDA studies (lda, landscape) compute on the CPU and accept only auto or cpu",
+    )
     _add_run_options(p)
 
     p = sub.add_parser("report", help="re-render report.html of a finished run")
@@ -121,6 +128,8 @@ def _dispatch(args, command: str) -> int:
     if args.command == "run":
         study = studies.get(args.study)
         cfg = studies.apply_overrides(studies.preset(study, args.preset), args.overrides)
+        if args.device is not None:
+            cfg = studies.with_device(study, cfg, args.device)
         return _run(study, cfg, args, command)
     if args.command == "report":
         print(studies.render(args.rundir))

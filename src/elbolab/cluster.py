@@ -93,7 +93,8 @@ def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
 class Serial:
     """Run units one after the other in this process."""
 
-    description = "serial (this process)"
+    def __init__(self, description: str = "serial (this process)"):
+        self.description = description
 
     def map(self, units: Mapping[str, Callable[[], Any]]) -> Iterator[tuple[str, Any, float]]:
         """Yield ``(key, value, seconds)`` for every unit, in the given order."""
@@ -251,10 +252,21 @@ class Auto:
         self.close()
 
 
-def make_dispatcher(scheduler: str | None) -> Auto | Serial | DaskDispatcher:
-    """The dispatcher for a ``--scheduler`` value (see the module docstring)."""
+def make_dispatcher(
+    scheduler: str | None, on_gpu: bool = False
+) -> Auto | Serial | DaskDispatcher:
+    """The dispatcher for a ``--scheduler`` value (see the module docstring).
+
+    ``on_gpu``: the units train on this machine's GPU. Local workers would all share
+    that one GPU (and each hold a CUDA context), so ``auto``, ``local`` and ``local:N``
+    run the units one after another in this process; ``tcp://`` clusters are kept, each
+    of their workers using its own GPU.
+    """
     if scheduler in (None, "", "serial"):
         return Serial()
+    if on_gpu and (scheduler in ("auto", "local") or scheduler.startswith("local:")):
+        make_dispatcher(scheduler)  # still refuse a malformed value
+        return Serial("serial: the units share this machine's GPU")
     if scheduler == "auto":
         return Auto()
     if scheduler == "local":

@@ -28,7 +28,7 @@ import types
 import typing
 from pathlib import Path
 
-from .. import __version__
+from .. import __version__, checks
 from ..errors import ConfigError, ElbolabError
 from . import fkl, landscape, lda, linear, surgery, zoo
 
@@ -77,6 +77,23 @@ def apply_overrides(cfg, assignments: list[str]):
             )
         changes[key] = _parse(hints[key], text.strip(), key)
     return dataclasses.replace(cfg, **changes)
+
+
+def with_device(study: types.ModuleType, cfg, device: str):
+    """``cfg`` with its ``device`` setting replaced (the CLI's ``--device``).
+
+    A study without one (its kernels are compiled for the CPU) accepts ``auto`` and
+    ``cpu``; a GPU there is a ConfigError, not a silent CPU run.
+    """
+    resolved = checks.device(device, "--device")
+    if any(f.name == "device" for f in dataclasses.fields(cfg)):
+        return dataclasses.replace(cfg, device=device)
+    if resolved.type != "cpu" and device.strip().lower() != "auto":
+        raise ConfigError(
+            f"study {study.NAME!r} computes on the CPU (numba kernels); "
+            f"--device {device} does not apply (use auto or cpu)"
+        )
+    return cfg
 
 
 def _parse(hint, text: str, key: str):
@@ -131,7 +148,9 @@ def run_study(
 
     if hasattr(cfg, "validate"):
         cfg.validate()
-    dispatcher = make_dispatcher(scheduler)
+    device = getattr(cfg, "device", None)
+    on_gpu = device is not None and checks.device(device, "device").type == "cuda"
+    dispatcher = make_dispatcher(scheduler, on_gpu=on_gpu)
     inputs = study.prepare(cfg, data_root)
     out = Path(out).expanduser()
     new = not out.exists() or (out.is_dir() and not any(out.iterdir()))
@@ -170,6 +189,7 @@ def _run_in(study, cfg, inputs, out, resume, overwrite, command, dispatcher) -> 
         "version": __version__,
         "seed": getattr(cfg, "seed", None),
         "scheduler": dispatcher.description,
+        "device": _device_used(cfg),
         "timings": {"total_seconds": time.perf_counter() - started, **metrics.pop("timings", {})},
         **metrics,
     }
@@ -178,6 +198,16 @@ def _run_in(study, cfg, inputs, out, resume, overwrite, command, dispatcher) -> 
     render(rundir)
     rundir.clear_checkpoints()
     return metrics
+
+
+def _device_used(cfg) -> str:
+    """Where the study's torch work ran (resolved here; a tcp:// cluster's workers resolve
+    ``auto`` themselves); studies without a ``device`` setting compute on the CPU."""
+    device = getattr(cfg, "device", None)
+    if device is None:
+        return "cpu"
+    resolved = checks.device(device, "device")
+    return str(resolved) if device == str(resolved) else f"{resolved} ({device})"
 
 
 def render(rundir) -> Path:
@@ -196,8 +226,13 @@ def render(rundir) -> Path:
     report.code(record.get("command") or "")
     report.metrics(record["config"], caption="Configuration")
     report.metrics(
-        {"version": metrics["version"], "seed": metrics["seed"], **metrics["timings"]},
-        caption="Version, seed and timings (seconds)",
+        {
+            "version": metrics["version"],
+            "seed": metrics["seed"],
+            "device": metrics.get("device", "cpu"),  # runs before devices were recorded
+            **metrics["timings"],
+        },
+        caption="Version, seed, device and timings (seconds)",
     )
     path = rundir.path / "report.html"
     report.write(path)

@@ -29,6 +29,7 @@ from functools import partial
 import numpy as np
 import torch
 
+from .. import checks
 from ..data import load_mnist
 from ..diagnostics import active_units, collapse_curve, collapsed_fraction, kl_per_dimension
 from ..errors import ConfigError
@@ -53,6 +54,8 @@ class Config:
     encoder_latent, encoder_steps, encoder_hidden, encoder_lr : part 3 (full-batch Adam).
     deep_n_train, deep_n_eval, deep_latent, deep_hidden, deep_epochs : part 4.
     sigma2_inits : initial (or fixed) observation variances of part 4.
+    device : where part 4's deep VAEs train: auto (CUDA when available), cpu, cuda or
+        cuda:N (parts 1-3, small float64 problems, run on the CPU).
     """
 
     n_data: int = 1000
@@ -74,6 +77,7 @@ class Config:
     sigma2_inits: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 30.0)
     batch_size: int = 100
     eval_samples: int = 100
+    device: str = "auto"
     seed: int = 0
 
     def validate(self) -> None:
@@ -102,6 +106,7 @@ class Config:
             raise ConfigError("latent sizes must be below 784 and n_data >= 2")
         if self.deep_n_train + self.deep_n_eval > 60000:
             raise ConfigError("deep_n_train + deep_n_eval must be at most 60000")
+        checks.device(self.device, "device")
 
 
 PRESETS = {
@@ -123,7 +128,10 @@ PRESETS = {
         eval_samples=5,
     ),
     "default": Config(),
-    # Lucas et al. train longer and on more data; these settings take hours on 2 cores.
+    # Longer runs on more data (hours on 2 cores). Lucas et al.'s (2019) own settings for
+    # the deep VAEs of their section 6 (architecture, optimizer, epochs) are not in a
+    # source we could read, so part 4 keeps this study's architecture and Adam (lr 1e-3,
+    # batch 100) and trains for 100 epochs.
     "paper": Config(
         steps=50000,
         latent_sizes=(10, 25, 50, 100, 200, 300),
@@ -172,7 +180,7 @@ def _linear_fit(x, q, steps, lr, seed, analytic, sigma2=None, desc=""):
             q,
             steps,
             lr,
-            torch.Generator().manual_seed(seed),
+            seed,
             analytic=analytic,
             callback=tick,
             sigma2=sigma2,
@@ -183,7 +191,7 @@ def _linear_fit(x, q, steps, lr, seed, analytic, sigma2=None, desc=""):
         bar.close()
 
 
-def part1(cfg: Config, x: np.ndarray) -> dict:
+def part1(cfg: Config, x: np.ndarray, rundir) -> dict:
     ppca = PPCA(cfg.latent).fit(x)
     result = {"ppca_log_likelihood": ppca.score(x), "ppca_sigma2": ppca.sigma2_}
     gram = {"gram_ppca": ppca.components_.T @ ppca.components_}
@@ -194,7 +202,7 @@ def part1(cfg: Config, x: np.ndarray) -> dict:
         )
         with torch.no_grad():
             value = float(model.elbo_analytic(xt)["elbo"]) / len(x)
-            gen = torch.Generator().manual_seed(cfg.seed + 1)
+            gen = checks.torch_generator(cfg.seed + 1)
             mc = float(model.elbo_stochastic(xt, gen, cfg.eval_samples)["elbo"]) / len(x)
         result[f"trained_{name}"] = {
             "elbo_analytic": value,
@@ -204,13 +212,14 @@ def part1(cfg: Config, x: np.ndarray) -> dict:
             "curve_elbo_analytic": curves["elbo_analytic_per_datum"],
             "curve_elbo_stochastic": curves["elbo_stochastic_per_datum"],
         }
+        rundir.save_model(f"part1_{name}", model)
         W = model.W.detach().numpy()
         gram[f"gram_vae_{name}"] = W.T @ W
         gram[f"gram_cross_{name}"] = ppca.components_.T @ W
     return {"result": result, "gram": gram}
 
 
-def part2(cfg: Config, x: np.ndarray) -> dict:
+def part2(cfg: Config, x: np.ndarray, rundir) -> dict:
     rows = []
     for q in cfg.latent_sizes:
         for mode, sigma2 in (("learned", None), ("fixed", cfg.fixed_sigma2)):
@@ -227,6 +236,7 @@ def part2(cfg: Config, x: np.ndarray) -> dict:
             )
             with torch.no_grad():
                 value = float(model.elbo_analytic(torch.as_tensor(x))["elbo"]) / len(x)
+            rundir.save_model(f"part2_q{q}_{mode}", model)
             W = model.W.detach().numpy()
             rows.append(
                 {
@@ -245,7 +255,7 @@ def part2(cfg: Config, x: np.ndarray) -> dict:
 
 
 # ------------------------------------------------------------------------------ part 3
-def part3(cfg: Config, y: np.ndarray) -> dict:
+def part3(cfg: Config, y: np.ndarray, rundir) -> dict:
     """Linear decoder, three encoders, on logit-space data y (N, 784)."""
     q = cfg.encoder_latent
     ppca = PPCA(q).fit(y)
@@ -287,9 +297,10 @@ def part3(cfg: Config, y: np.ndarray) -> dict:
             progress=False,
         )
         with torch.no_grad():
-            gen = torch.Generator().manual_seed(cfg.seed + 30 + i)
+            gen = checks.torch_generator(cfg.seed + 30 + i)
             value = float(elbo(model, yt, gen, n_samples=cfg.eval_samples)["elbo"]) / len(y)
             exact = float(model.exact_log_marginal(yt).mean())
+        rundir.save_model(f"part3_{name.split()[0]}_{i}", model)
         out["encoders"][name] = {
             "elbo": value,
             "exact_log_likelihood_of_decoder": exact,
@@ -299,7 +310,12 @@ def part3(cfg: Config, y: np.ndarray) -> dict:
 
 
 # ------------------------------------------------------------------------------ part 4
-def part4_one(cfg: Config, x_train, x_eval, sigma2: float, learned: bool, index: int) -> dict:
+def part4_one(
+    cfg: Config, x_train, x_eval, sigma2: float, learned: bool, index: int, rundir
+) -> dict:
+    # Resolved in the unit: on a cluster each worker picks its own GPU.
+    device = checks.device(cfg.device, "device")
+    x_train, x_eval = x_train.to(device), x_eval.to(device)
     model = VAE(
         784,
         cfg.deep_latent,
@@ -308,7 +324,7 @@ def part4_one(cfg: Config, x_train, x_eval, sigma2: float, learned: bool, index:
         sigma2=sigma2,
         learn_sigma2=learned,
         generator=cfg.seed + 100 + index,
-    )
+    ).to(device)
     history = train(
         model,
         elbo_loss,
@@ -321,10 +337,11 @@ def part4_one(cfg: Config, x_train, x_eval, sigma2: float, learned: bool, index:
         progress=True,
     )
     with torch.no_grad():
-        gen = torch.Generator().manual_seed(cfg.seed + 300 + index)
+        gen = checks.torch_generator(cfg.seed + 300 + index, device=device)
         terms = elbo(model, x_eval, gen, n_samples=10)
         q = model.encode(x_eval)
-        mu, std = q.loc.double(), q.scale.double()
+        mu, std = q.loc.double().cpu(), q.scale.double().cpu()
+    rundir.save_model(f"part4_{index}", model)
     kl = kl_per_dimension(mu, std)
     units = active_units(mu)
     return {
@@ -356,12 +373,12 @@ def run(cfg: Config, inputs: dict, rundir):
     settings = [(s, learned) for learned in (True, False) for s in cfg.sigma2_inits]
     # Every part, and every run of part 4, is an independent unit.
     units = {
-        "part1": partial(part1, cfg, x),
-        "part2": partial(part2, cfg, x),
-        "part3": partial(part3, cfg, logit_space(inputs["raw"][: cfg.n_data], cfg.seed)),
+        "part1": partial(part1, cfg, x, rundir),
+        "part2": partial(part2, cfg, x, rundir),
+        "part3": partial(part3, cfg, logit_space(inputs["raw"][: cfg.n_data], cfg.seed), rundir),
     }
     for i, (s, learned) in enumerate(settings):
-        units[f"part4_{i}"] = partial(part4_one, cfg, x_train, x_eval, s, learned, i)
+        units[f"part4_{i}"] = partial(part4_one, cfg, x_train, x_eval, s, learned, i, rundir)
     done = rundir.cached_map(units, timings, desc="linear units")
     p1, p2, p3 = done["part1"], done["part2"], done["part3"]
     p4 = [done[f"part4_{i}"] for i in range(len(settings))]

@@ -5,10 +5,16 @@ Every number is in nats per datum. The evaluation of a trained model gives
 
 - on the test set: the ELBO (analytic KL for the standard-normal prior, one-sample Monte
   Carlo otherwise), its reconstruction and KL terms, and the importance-sampled
-  log-likelihood with ``nll_k`` samples on ``nll_n`` test images drawn at random (its
-  negative is the test NLL papers report) with the ELBO of the same images;
+  log-likelihood with ``nll_k`` samples on ``nll_n`` test images (its negative is the
+  test NLL papers report) with the ELBO of the same images: all 10,000 on a GPU, a
+  seeded random subset of ``CPU_NLL_IMAGES`` on the CPU unless ``nll_n`` says otherwise;
 - on the whole training set (the N the mutual information refers to): the ELBO-surgery
   terms with the aggregate posterior q(z) over all N points, and the active units.
+
+Each model trains on ``device`` (``"auto"``: CUDA when available), resolved inside its
+unit, so that every Dask worker uses its own GPU; the trained model is saved as
+``models/NAME.pt`` in the run directory (:func:`elbolab.models.load` reads it on any
+machine).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .. import checks
 from ..data import load_binarized_mnist
 from ..diagnostics import (
     active_units,
@@ -34,32 +41,50 @@ from ..models import VAE
 from ..models.trainer import train
 from ..objectives import elbo, elbo_loss, iwae_loss
 
+# Test images for the importance-sampled NLL on a CPU when ``nll_n`` is None: k = 5000
+# on all 10,000 images would take minutes per model on 2 cores (seconds on a GPU).
+CPU_NLL_IMAGES = 500
+
 
 @dataclass(frozen=True)
 class TrainingConfig:
     """Training and evaluation settings the ``surgery`` and ``zoo`` configs share.
 
-    epochs, batch_size, lr : Adam with early stopping on the validation loss.
-    nll_k, nll_n : importance samples per image and test images for the test NLL.
+    epochs, batch_size, lr : Adam on minibatches, the best validation state kept.
+    patience : stop after this many epochs without a better validation loss (None:
+        max(3, epochs // 5)).
+    kl_warmup : epochs over which the KL weight of ELBO objectives rises linearly to 1
+        (0: none; the IWAE objective has no warm-up).
+    nll_k, nll_n : importance samples per image and test images for the test NLL
+        (nll_n None: all test images on a GPU, ``CPU_NLL_IMAGES`` on a CPU).
     n_train : use a seeded random subset of n_train training images (None = all 50,000).
+    device : where the models train and are evaluated: auto (CUDA when available), cpu,
+        cuda or cuda:N.
     """
 
     epochs: int = 50
     batch_size: int = 100
     lr: float = 1e-3
+    patience: int | None = None
+    kl_warmup: int = 0
     nll_k: int = 5000
-    nll_n: int = 500
+    nll_n: int | None = None
     n_train: int | None = None
+    device: str = "auto"
     seed: int = 0
 
     def validate(self) -> None:
-        for name in ("epochs", "batch_size", "nll_k", "nll_n"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("epochs", "batch_size", "nll_k", "nll_n", "patience"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be >= 1, got {value}")
+        if self.kl_warmup < 0:
+            raise ConfigError(f"kl_warmup must be >= 0, got {self.kl_warmup}")
         if not self.lr > 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         if self.n_train is not None and self.n_train < 2:
             raise ConfigError(f"n_train must be >= 2, got {self.n_train}")
+        checks.device(self.device, "device")
 
 
 def load(data_root=None, n_train: int | None = None, seed: int = 0) -> dict:
@@ -91,57 +116,77 @@ def make_model(spec: dict, seed: int) -> VAE:
     )
 
 
+def _beta_elbo_loss(model, x, generator, beta: float = 1.0, *, target: float):
+    # The trainer's KL warm-up passes beta in [0, 1]: it scales the spec's own beta.
+    return elbo_loss(model, x, generator, beta=beta * target)
+
+
+def is_iwae(spec: dict) -> bool:
+    return spec.get("objective", "elbo") == "iwae"
+
+
 def loss_for(spec: dict):
-    """``loss_fn(model, x, generator)`` of a spec: beta-ELBO or IWAE-k (DReG for the encoder)."""
-    if spec.get("objective", "elbo") == "iwae":
+    """``loss_fn(model, x, generator)`` of a spec: beta-ELBO (taking the warm-up's beta)
+    or IWAE-k (DReG for the encoder)."""
+    if is_iwae(spec):
         return functools.partial(iwae_loss, k=spec["k"], dreg=True)
-    return functools.partial(elbo_loss, beta=spec.get("beta", 1.0))
+    return functools.partial(_beta_elbo_loss, target=spec.get("beta", 1.0))
+
+
+def nll_images(nll_n: int | None, n_test: int, device: torch.device) -> int:
+    """How many test images the NLL is taken on (see ``TrainingConfig.nll_n``)."""
+    if nll_n is None:
+        nll_n = n_test if device.type == "cuda" else CPU_NLL_IMAGES
+    return min(nll_n, n_test)
 
 
 def fit(
     spec: dict,
     data: dict,
-    seed: int,
+    cfg: TrainingConfig,
     epochs: int,
-    batch_size: int,
-    lr: float,
     checkpoint,
     init_state: dict | None = None,
 ) -> tuple[VAE, dict]:
-    """Train one model (resuming from ``checkpoint``); early stopping on the validation loss.
+    """Train one model on the device of ``data`` (resuming from ``checkpoint``), keeping
+    its best validation state.
 
     ``init_state`` starts from another model's parameters (IWAE fine-tuned from a VAE).
     """
-    model = make_model(spec, seed)
+    device = data["train"].device
+    model = make_model(spec, cfg.seed).to(device)
     if init_state is not None:
         model.load_state_dict(init_state)
     elif spec.get("prior") == "vamp":
-        model.init_pseudo_inputs(data["train"], generator=seed)
+        model.init_pseudo_inputs(data["train"], generator=cfg.seed)
     history = train(
         model,
         loss_for(spec),
         data["train"],
         data["valid"],
-        generator=seed + 1,
+        generator=cfg.seed + 1,
         epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        patience=max(3, epochs // 5),
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        patience=cfg.patience or max(3, epochs // 5),
         checkpoint=checkpoint,
+        kl_warmup=0 if is_iwae(spec) else min(cfg.kl_warmup, epochs),
     )
     return model, history
 
 
 def evaluate(
-    model: VAE, data: dict, seed: int, nll_k: int, nll_n: int, surgery_samples: int = 1
+    model: VAE, data: dict, seed: int, nll_k: int, nll_n: int | None, surgery_samples: int = 1
 ) -> dict:
-    """Test ELBO terms, test log-likelihood, surgery terms and active units (nats per datum)."""
+    """Test ELBO terms, test log-likelihood, surgery terms and active units (nats per
+    datum), on the device of ``data``."""
     model.eval()
     test = data["test"]
+    device = test.device
     started = time.perf_counter()
     with torch.no_grad():
         sums = {"elbo": 0.0, "reconstruction": 0.0, "kl": 0.0}
-        gen = torch.Generator().manual_seed(seed)
+        gen = checks.torch_generator(seed, device=device)
         # One sample per image: the KL is analytic for N(0, I) and a one-sample Monte
         # Carlo estimate for the VampPrior; both are unbiased and averaged over the test set.
         for i0 in range(0, len(test), 1000):
@@ -149,12 +194,15 @@ def evaluate(
             for key in sums:
                 sums[key] += float(terms[key])
     out = {f"test_{k}": v / len(test) for k, v in sums.items()}
-    # The test file is sorted by class: score a seeded random subset, and the ELBO on the
-    # same images, so that the two are comparable (NLL <= -ELBO image by image).
-    subset = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))[:nll_n]
+    # The test file is sorted by class: score a seeded random subset (the same images on
+    # every device), and the ELBO on the same images, so that the two are comparable
+    # (NLL <= -ELBO image by image).
+    n_images = nll_images(nll_n, len(test), device)
+    subset = torch.randperm(len(test), generator=checks.torch_generator(seed))[:n_images]
+    images = test[subset.to(device)]
     with torch.no_grad():
-        subset_elbo = elbo(model, test[subset], torch.Generator().manual_seed(seed + 3))
-    ll = log_likelihood(model, test[subset], k=nll_k, generator=seed + 1)
+        subset_elbo = elbo(model, images, checks.torch_generator(seed + 3, device=device))
+    ll = log_likelihood(model, images, k=nll_k, generator=seed + 1)
     out.update(
         test_nll=-ll["mean_log_likelihood"],
         test_nll_se=ll["se_mean"],
@@ -179,7 +227,7 @@ def evaluate(
         train_elbo=s["average_elbo"],
         active_units=int(active_units(mu)["count"]),
         collapsed_fraction=collapsed_fraction(kl_dims, epsilon=0.01, delta=0.01),
-        kl_per_dimension=kl_dims.mean(0).numpy(),
+        kl_per_dimension=kl_dims.mean(0).cpu().numpy(),
         evaluate_seconds=time.perf_counter() - started,
     )
     return out
@@ -188,28 +236,33 @@ def evaluate(
 def train_and_evaluate(
     spec: dict, data: dict, cfg, rundir, key: str, init_state: dict | None = None
 ) -> dict:
-    """One model end to end, its training checkpointed under ``KEY_trainer``; returns its
-    numbers and trained state."""
+    """One model end to end on ``cfg.device``, its training checkpointed under
+    ``KEY_trainer`` and the trained model saved as ``models/KEY.pt``; returns its numbers
+    and trained state (on the CPU, so that checkpoints load on any machine)."""
+    # Resolved here, in the unit: on a cluster each worker picks its own GPU.
+    device = checks.device(cfg.device, "device")
+    data = {split: x.to(device) for split, x in data.items()}  # on the device once
     epochs = spec.get("epochs", cfg.epochs)
     model, history = fit(
         spec,
         data,
-        cfg.seed,
+        cfg,
         epochs,
-        cfg.batch_size,
-        cfg.lr,
         checkpoint=rundir.checkpoints / f"{key}_trainer",
         init_state=init_state,
     )
+    rundir.save_model(key, model)
     result = evaluate(model, data, cfg.seed + 10, cfg.nll_k, cfg.nll_n)
     result.update(
+        device=str(device),
         epochs_run=history["epochs_run"],
         best_epoch=history["best_epoch"],
         train_seconds=history["seconds"],
         valid_loss=np.asarray(history["valid_loss"]),
         train_loss=np.asarray(history["train_loss"]),
     )
-    return {"result": result, "state": {k: v.clone() for k, v in model.state_dict().items()}}
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    return {"result": result, "state": state}
 
 
 def run_all(specs: dict, data: dict, cfg, rundir, warm_start: dict | None = None) -> tuple:
@@ -254,6 +307,13 @@ def run_all(specs: dict, data: dict, cfg, rundir, warm_start: dict | None = None
         timings[f"evaluate_seconds_{name}"] = r["evaluate_seconds"]
         results[name] = r
     return results, arrays, timings
+
+
+def nll_images_text(row: dict, n_test: int) -> str:
+    """How a report names the images the test NLL was taken on."""
+    if row["nll_n"] >= n_test:
+        return f"all {n_test:,} test images"
+    return f"{row['nll_n']:,} of the {n_test:,} test images drawn at random"
 
 
 def data_summary(data: dict) -> dict:
