@@ -6,6 +6,7 @@ Layout of a run directory::
       config.json        the study's Config, written first
       arrays.npz         numerical results (``save_arrays``)
       figures/NAME.png   figures (``save_figure``)
+      models/NAME.pt     trained models (``save_model``; ``elbolab.models.load`` reads them)
       checkpoints/*.pkl  partial work, removed once the run completes
       metrics.json       scalar results, written LAST among the results
       report.html        the self-contained report, written after metrics.json
@@ -17,8 +18,9 @@ Conventions
   ``os.replace`` (atomic on POSIX and Windows when both lie on one file system, which a
   temporary file in the same folder guarantees). An interrupted or failing write leaves
   the previous version of the file (or no file) and removes its temporary file, so a
-  file that exists is always complete. One helper, :func:`atomic_write`, does this for
-  JSON, arrays, checkpoints, figures and the report alike.
+  file that exists is always complete. One helper, :func:`atomic_write` (from
+  :mod:`elbolab.files`), does this for JSON, arrays, checkpoints, figures, models and
+  the report alike.
 * **metrics.json and report.html mark completion.** Studies write ``metrics.json``
   after every other result and ``report.html`` after it. Together with atomic writes,
   this means a crash can never leave a directory that looks finished: a directory
@@ -45,90 +47,26 @@ import math
 import os
 import pickle
 import re
-import secrets
 import shutil
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from elbolab.cluster import Serial
 from elbolab.errors import ConfigError
+from elbolab.files import atomic_write
 from elbolab.progress import progress
 
 __all__ = ["RunDir", "atomic_write", "to_jsonable", "from_jsonable"]
 
 # Folders that RunDir itself creates: a directory holding only these, empty, is a run
 # that crashed before writing anything and counts as empty.
-_OWN_SUBDIRS = ("figures", "checkpoints")
+_OWN_SUBDIRS = ("figures", "checkpoints", "models")
 _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
-
-
-def atomic_write(path: str | os.PathLike, write_fn: Callable[[IO], Any], *, text=False) -> Path:
-    """Write a file atomically: all of it or, after any failure, nothing new.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The target file. Its folder must exist.
-    write_fn : callable
-        Called with an open file object (binary, or UTF-8 text with ``"\\n"`` line
-        endings when ``text=True``) and writes the content to it.
-    text : bool
-        Open the temporary file in text mode.
-
-    Returns
-    -------
-    Path
-        The target path.
-
-    Notes
-    -----
-    The temporary file ``.NAME.<random>.tmp`` lies in the target's folder so that the
-    final ``os.replace`` is a rename within one file system, which is atomic. It is
-    created with ``open(..., "x")`` rather than ``tempfile.mkstemp`` so that it gets the
-    ordinary permissions (0666 less the umask) instead of mkstemp's 0600. On any
-    exception, ``KeyboardInterrupt`` included, the temporary file is removed and the
-    exception propagates; the target keeps its previous content.
-    """
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        if text:
-            fh = open(tmp, "x", encoding="utf-8", newline="\n")
-        else:
-            fh = open(tmp, "xb")
-        with fh:
-            write_fn(fh)
-            fh.flush()
-            # Without fsync a power loss after the rename can leave an empty target.
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(target.parent)
-    return target
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself durable; best effort, not possible on Windows.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def to_jsonable(obj: Any, _where: str = "$") -> Any:
@@ -243,6 +181,8 @@ class RunDir:
         ``path / "figures"`` (created).
     checkpoints : Path
         ``path / "checkpoints"`` (created by the first :meth:`save_checkpoint`).
+    models : Path
+        ``path / "models"`` (created by the first :meth:`save_model`).
     """
 
     def __init__(
@@ -277,6 +217,7 @@ class RunDir:
         self.figures = self.path / "figures"
         self.figures.mkdir(exist_ok=True)
         self.checkpoints = self.path / "checkpoints"
+        self.models = self.path / "models"
 
     def __getstate__(self):
         # A unit that runs on a worker gets the directory, not the cluster client.
@@ -431,6 +372,31 @@ class RunDir:
             if "matplotlib.pyplot" in sys.modules:
                 sys.modules["matplotlib.pyplot"].close(fig)
         return target
+
+    # -- models -------------------------------------------------------------------------
+
+    def save_model(self, name: str, model) -> Path:
+        """Save a trained model as ``models/NAME.pt`` with :func:`elbolab.models.save`.
+
+        The file holds the model's spec and its weights on the CPU, no pickled objects,
+        and is written atomically. ``name`` is a plain file name stem (letters, digits,
+        ``.``, ``_``, ``-``) and may carry the ``.pt`` suffix or not. Returns the path.
+        """
+        from elbolab.models.saving import save  # torch and the models load on first use
+
+        stem = name[:-3] if name.endswith(".pt") else name
+        if not _KEY_RE.match(stem):
+            raise ValueError(f"model name {name!r} must match {_KEY_RE.pattern}")
+        self.models.mkdir(exist_ok=True)
+        return save(model, self.models / f"{stem}.pt")
+
+    def load_model(self, name: str, device="cpu"):
+        """The model saved as ``models/NAME.pt``, rebuilt on ``device`` in eval mode
+        (:func:`elbolab.models.load`; DataError if it is missing or unreadable)."""
+        from elbolab.models.saving import load
+
+        stem = name[:-3] if name.endswith(".pt") else name
+        return load(self.models / f"{stem}.pt", device=device)
 
     # -- state --------------------------------------------------------------------------
 
