@@ -207,8 +207,9 @@ def _amortized_build(spec: dict) -> Amortized:
 
 def _amortized_after_load(model: Amortized, device: torch.device) -> None:
     # Linearized keeps a copy of its base parameters (theta_0) taken at construction,
-    # in a plain dict that .to() does not move: linearize again around the loaded base
-    # parameters, on the target device, and keep the loaded displacement.
+    # outside the state_dict, so after loading it still holds the rebuilt net's initial
+    # weights: linearize again around the loaded base parameters, on the target device,
+    # and keep the loaded displacement.
     if isinstance(model.net, Linearized):
         old = model.net
         new = Linearized(old.base.to(device))
