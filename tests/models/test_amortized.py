@@ -90,3 +90,56 @@ def test_families_return_gaussians_with_the_right_moments():
         Amortized(nn.Identity(), "nope")
     with pytest.raises(ConfigError):
         MLP(3, 2, width=0)
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+def test_linearized_moves_with_to_and_keeps_theta0_out_of_its_state():
+    # theta_0 lives in buffers: .to() converts it with the rest (here the dtype, which
+    # the CPU can check; a device moves the same way), and state_dict holds only the
+    # base and delta.
+    net = MLP(3, 2, width=8, depth=1, generator=0)
+    lin = Linearized(net)
+    n_params = len(list(net.parameters()))
+    expected = {f"base.{k}" for k in net.state_dict()} | {f"delta.{i}" for i in range(n_params)}
+    assert set(lin.state_dict()) == expected
+    lin = lin.to(torch.float64)
+    assert all(t.dtype == torch.float64 for t in lin._theta0.values())
+    x = torch.randn(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(lin(x), net(x), atol=1e-12)
+
+
+def test_ensemble_weights_come_from_their_seeds_on_the_cpu():
+    from elbolab.models.amortized import EnsembleMLP
+
+    a = EnsembleMLP([3, 5], 4, 2, width=8)
+    b = EnsembleMLP([5], 4, 2, width=8)
+    assert all(p.device.type == "cpu" for p in a.parameters())
+    for wa, wb in zip(a.weights, b.weights, strict=True):
+        assert torch.equal(wa[1], wb[0])  # model r depends on seeds[r] only
+
+
+@needs_cuda
+def test_a_seed_gives_the_same_network_on_cuda():
+    from elbolab.models.amortized import EnsembleMLP
+
+    x = torch.randn(5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    for parameterization in ("ntk", "standard"):
+        cpu = MLP(3, 4, width=16, parameterization=parameterization, generator=7)
+        cpu = cpu.to(torch.float64)
+        gpu = MLP(3, 4, width=16, parameterization=parameterization, generator=7)
+        gpu = gpu.to(torch.float64).to("cuda")
+        for p, q in zip(cpu.parameters(), gpu.parameters(), strict=True):
+            assert q.device.type == "cuda" and torch.equal(p, q.cpu())
+        lin = Linearized(MLP(3, 4, width=16, parameterization=parameterization, generator=7))
+        lin = lin.to(torch.float64).to("cuda")
+        assert all(t.device.type == "cuda" for t in lin._theta0.values())
+        assert torch.allclose(lin(x.cuda()).cpu(), cpu(x), atol=1e-10)
+        k = empirical_ntk(lin, x[:2].cuda())
+        assert k.device.type == "cuda"
+        assert torch.allclose(k.cpu(), empirical_ntk(cpu, x[:2]), atol=1e-8)
+    ens = EnsembleMLP([0, 1], 3, 2, width=8)
+    ens_gpu = EnsembleMLP([0, 1], 3, 2, width=8).to("cuda")
+    xb = x[None].expand(2, 5, 3)
+    assert torch.allclose(ens_gpu(xb.cuda()).cpu(), ens(xb), atol=1e-10)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from elbolab.errors import ConfigError
 from elbolab.models.simulators import ConjugateGaussian, RotatedDigits, ShiftedMixture, rotate
 from elbolab.studies import fkl
 
@@ -132,3 +133,102 @@ def test_rotation_is_counterclockwise_and_posterior_peaks_at_the_truth():
     assert float(post["log_density"].exp().sum() * post["step"]) == pytest.approx(1.0)
     mode = math.degrees(float(post["theta"][post["log_density"].argmax()]))
     assert abs(mode - 100.0) <= 1.0
+
+
+# --------------------------------------------------------------------------- devices
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+def _without_timings(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k != "timings"}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="auto means CUDA here")
+def test_device_cpu_is_the_default_without_cuda(smoke_runs):
+    _, default = smoke_runs("fkl", "tiny")
+    out, cpu = smoke_runs("fkl", "tiny", "device=cpu")
+    assert cpu["device"] == default["device"] == "cpu"
+    assert _without_timings(cpu) == _without_timings(default)
+    arrays = np.load(out / "arrays.npz")
+    default_arrays = np.load(smoke_runs("fkl", "tiny")[0] / "arrays.npz")
+    assert sorted(arrays.files) == sorted(default_arrays.files)
+    for key in arrays.files:
+        np.testing.assert_array_equal(arrays[key], default_arrays[key])
+
+
+def test_device_setting_is_checked():
+    assert fkl.Config().device == "auto"
+    fkl.Config(device="cpu").validate()
+    with pytest.raises(ConfigError, match="device"):
+        fkl.Config(device="tpu").validate()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_asking_for_cuda_without_it_is_a_config_error():
+    for spec in ("cuda", "cuda:0"):
+        with pytest.raises(ConfigError, match="CUDA") as err:
+            fkl.Config(device=spec).validate()
+        assert "\n" not in str(err.value)
+
+
+def _simulate_all(gen_device: str):
+    """Draws of every simulator (and their densities) from generators on gen_device."""
+    templates = torch.rand(2, 28, 28, generator=torch.Generator().manual_seed(0))
+
+    def gen(seed):
+        return torch.Generator(device=gen_device).manual_seed(seed)
+
+    gauss, mix = ConjugateGaussian(seed=1), ShiftedMixture(n_obs=7)
+    digits = RotatedDigits(templates, sigma=0.3)
+    z, x = gauss.simulate(gen(0), 4)
+    zm, xm = mix.simulate(gen(1), 3)
+    theta, xr = digits.simulate(gen(2), 2)
+    _, xs = mix.simulate_given_shift(gen(3), torch.tensor([100.0, -50.0], dtype=torch.float64))
+    post = digits.posterior_grid(xr[0], 36)
+    return {
+        "gauss_z": z,
+        "gauss_x": x,
+        "gauss_nll": gauss.posterior_nll(z, x),
+        "mix_z": zm,
+        "mix_x": xm,
+        "mix_given_x": xs,
+        "mix_log_joint": mix.log_joint(zm, xm),
+        "digits_theta": theta,
+        "digits_x": xr,
+        "digits_log_joint": digits.log_joint(theta, xr[1]),
+        "digits_posterior": post["log_density"],
+    }
+
+
+def test_simulators_draw_on_the_cpu_from_a_cpu_generator():
+    out = _simulate_all("cpu")
+    assert all(t.device.type == "cpu" for t in out.values())
+    # The same draws as from a default generator (what the study always used).
+    z, x = ConjugateGaussian(seed=1).simulate(torch.Generator().manual_seed(0), 4)
+    assert torch.equal(z, out["gauss_z"]) and torch.equal(x, out["gauss_x"])
+    zm, xm = ShiftedMixture(n_obs=7).simulate(torch.Generator().manual_seed(1), 3)
+    assert torch.equal(zm, out["mix_z"]) and torch.equal(xm, out["mix_x"])
+
+
+@needs_cuda
+def test_simulators_draw_on_cuda_from_a_cuda_generator():
+    out = _simulate_all("cuda")
+    assert all(t.device.type == "cuda" for t in out.values())
+    for t in out.values():
+        assert bool(torch.isfinite(t).all())
+    # The densities agree with the CPU's on the same (moved) draws.
+    gauss, mix = ConjugateGaussian(seed=1), ShiftedMixture(n_obs=7)
+    z, x = out["gauss_z"].cpu(), out["gauss_x"].cpu()
+    assert torch.allclose(out["gauss_nll"].cpu(), gauss.posterior_nll(z, x))
+    zm, xm = out["mix_z"].cpu(), out["mix_x"].cpu()
+    assert torch.allclose(out["mix_log_joint"].cpu(), mix.log_joint(zm, xm))
+
+
+@needs_cuda
+def test_smoke_run_on_cuda(smoke_runs, assert_finite):
+    out, m = smoke_runs("fkl", "tiny", "device=cuda")
+    assert m["device"].startswith("cuda")
+    assert_finite(m)
+    arrays = np.load(out / "arrays.npz")  # plain numpy: loads without a GPU
+    assert arrays["rotated_iwbo_angle_deg"].shape[1] == 12

@@ -15,6 +15,10 @@ For the neural-tangent-kernel view of McNamara, Loper & Regier (2024):
   gradient descent on a network of infinite width follows (Lee et al. 2019);
 - :func:`empirical_ntk` and :func:`ntk_drift`: the kernel ``J(x) J(x')^T`` on probe
   points and how far it moved from its value at initialization.
+
+Devices: the networks draw their initial weights on the CPU from a seed (so a seed gives
+the same initial network on every device) and move with ``.to(device)``; a
+:class:`Linearized` expansion moves with them, its theta_0 included.
 """
 
 from __future__ import annotations
@@ -72,7 +76,8 @@ class MLP(nn.Module):
         ``"ntk"``: N(0, 1) weights and biases, products scaled by 1/sqrt(fan_in).
         ``"standard"``: PyTorch's ``nn.Linear`` initialization (drawn from ``generator``).
     generator : torch.Generator or int
-        Source of the initial weights.
+        Source of the initial weights: a seed or a CPU generator (the weights are drawn
+        on the CPU; move the network with ``.to(device)``).
     dtype : torch.dtype
     """
 
@@ -129,7 +134,8 @@ class EnsembleMLP(nn.Module):
     Model r has its own weights (stacked on a leading axis and applied with batched
     matrix products), so R replicates train in one optimizer step instead of R Python
     loops; Adam's per-coordinate updates keep them independent. Standard (PyTorch-style)
-    initialization, model r's weights drawn from ``seeds[r]``.
+    initialization, model r's weights drawn from ``seeds[r]`` on the CPU (move the
+    ensemble with ``.to(device)``).
 
     Parameters
     ----------
@@ -159,7 +165,7 @@ class EnsembleMLP(nn.Module):
             bound = 1.0 / math.sqrt(a)
             w, c = [], []
             for seed in seeds:
-                gen = torch.Generator().manual_seed(int(seed) * 1000 + len(weights))
+                gen = checks.torch_generator(int(seed) * 1000 + len(weights), "seeds")
                 w.append((torch.rand(a, b, generator=gen, dtype=dtype) * 2 - 1) * bound)
                 c.append((torch.rand(1, b, generator=gen, dtype=dtype) * 2 - 1) * bound)
             weights.append(nn.Parameter(torch.stack(w)))
@@ -183,7 +189,9 @@ class Linearized(nn.Module):
     frozen copy of the parameters at construction and ``delta`` (the trainable
     parameters, zero at the start) is ``theta - theta_0``. At construction it equals the
     module exactly; for a module linear in its parameters it equals the module at
-    ``theta_0 + delta`` for every delta.
+    ``theta_0 + delta`` for every delta. theta_0 is kept in non-persistent buffers, so
+    ``.to(device)`` moves it with the module and ``state_dict`` holds only the base and
+    delta.
 
     Parameters
     ----------
@@ -196,12 +204,18 @@ class Linearized(nn.Module):
         self.base = module
         names = [name for name, _ in module.named_parameters()]
         self._names = names
-        self._theta0 = {name: p.detach().clone() for name, p in module.named_parameters()}
+        for i, (_, p) in enumerate(module.named_parameters()):
+            self.register_buffer(f"_theta0_{i}", p.detach().clone(), persistent=False)
         self.delta = nn.ParameterList(
             [nn.Parameter(torch.zeros_like(p)) for _, p in module.named_parameters()]
         )
         for p in module.parameters():
             p.requires_grad_(False)
+
+    @property
+    def _theta0(self) -> dict[str, torch.Tensor]:
+        """Base parameter name -> its value at construction (on the module's device)."""
+        return {name: getattr(self, f"_theta0_{i}") for i, name in enumerate(self._names)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tangent = dict(zip(self._names, self.delta, strict=True))

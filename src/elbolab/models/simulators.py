@@ -2,7 +2,15 @@
 
 Each model draws pairs from its joint, ``simulate(generator, n) -> (z, x)`` (what the
 expected forward KL needs), and evaluates ``log_joint(z, x)`` in nats with every
-constant (what the ELBO and IWBO need):
+constant (what the ELBO and IWBO need).
+
+Devices: every draw comes from the generator it is given and is made on that
+generator's device (a CUDA generator gives CUDA tensors, a CPU one CPU tensors, the
+same numbers as ever); densities are evaluated on the device of their arguments. The
+models' fixed parameters (``ConjugateGaussian.A``, ``ShiftedMixture.offsets``,
+``RotatedDigits.templates``) stay where they were made and are moved to the device in
+use when needed (a no-op when they are already there).
+
 
 - :class:`ConjugateGaussian`: z ~ N(0, I), x | z ~ N(A z, sigma^2 I), whose posterior is
   Gaussian in closed form (diagonal here, so a diagonal family contains it);
@@ -20,6 +28,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .. import checks
 from ..errors import ConfigError
 
 __all__ = ["ConjugateGaussian", "RotatedDigits", "ShiftedMixture", "rotate"]
@@ -28,7 +37,7 @@ _LOG_2PI = math.log(2 * math.pi)
 
 
 def _normal_log_prob(x: torch.Tensor, mean, sd) -> torch.Tensor:
-    sd = torch.as_tensor(sd, dtype=x.dtype)
+    sd = torch.as_tensor(sd, dtype=x.dtype, device=x.device)
     return -0.5 * (((x - mean) / sd) ** 2 + _LOG_2PI) - torch.log(sd)
 
 
@@ -53,7 +62,7 @@ class ConjugateGaussian:
     def __init__(self, latent_dim=2, data_dim=5, column_norms=(2.0, 1.0), sigma=1.0, seed=0):
         if not 1 <= latent_dim <= data_dim or len(column_norms) != latent_dim or sigma <= 0:
             raise ConfigError("ConjugateGaussian needs 1 <= d <= D, d column norms and sigma > 0")
-        gen = torch.Generator().manual_seed(seed)
+        gen = checks.torch_generator(seed, "seed")
         q, _ = torch.linalg.qr(torch.randn(data_dim, data_dim, generator=gen, dtype=torch.float64))
         self.A = q[:, :latent_dim] * torch.tensor(column_norms, dtype=torch.float64)
         self.sigma = float(sigma)
@@ -62,12 +71,15 @@ class ConjugateGaussian:
         self.posterior_var = 1.0 / (1.0 + norms2 / self.sigma**2)  # (d,)
 
     def simulate(self, generator: torch.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        z = torch.randn(n, self.latent_dim, generator=generator, dtype=torch.float64)
-        noise = torch.randn(n, self.data_dim, generator=generator, dtype=torch.float64)
-        return z, z @ self.A.T + self.sigma * noise
+        """n pairs (z (n, d), x (n, D)) drawn from ``generator``, on its device."""
+        dev = generator.device
+        z = torch.randn(n, self.latent_dim, generator=generator, dtype=torch.float64, device=dev)
+        noise = torch.randn(n, self.data_dim, generator=generator, dtype=torch.float64, device=dev)
+        return z, z @ self.A.to(dev).T + self.sigma * noise
 
     def posterior_mean(self, x: torch.Tensor) -> torch.Tensor:
-        return (x @ self.A) * self.posterior_var / self.sigma**2
+        a, var = self.A.to(x.device), self.posterior_var.to(x.device)
+        return (x @ a) * var / self.sigma**2
 
     def posterior_entropy(self) -> float:
         """H[p(z | x)] in nats (the same for every x): the floor of E[-log q(z | x)]."""
@@ -75,7 +87,8 @@ class ConjugateGaussian:
 
     def posterior_nll(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """-log p(z | x) of each pair, (n,)."""
-        return -_normal_log_prob(z, self.posterior_mean(x), self.posterior_var.sqrt()).sum(-1)
+        sd = self.posterior_var.to(z.device).sqrt()
+        return -_normal_log_prob(z, self.posterior_mean(x), sd).sum(-1)
 
 
 class ShiftedMixture:
@@ -106,22 +119,28 @@ class ShiftedMixture:
         self.n_components = len(offsets)
 
     def simulate_given_shift(self, generator, shift: torch.Tensor) -> tuple:
-        """Z and x for given shifts S (n,): returns z (n, 1 + K) and x (n, n_obs)."""
+        """Z and x for given shifts S (n,): returns z (n, 1 + K) and x (n, n_obs), drawn
+        from ``generator`` on its device (``shift`` is moved there)."""
+        dev = generator.device
+        shift = shift.to(dev)
         n = shift.shape[0]
         k = self.n_components
         centres = (
             shift[:, None]
-            + self.offsets
-            + self.centre_sd * torch.randn(n, k, generator=generator, dtype=torch.float64)
+            + self.offsets.to(dev)
+            + self.centre_sd
+            * torch.randn(n, k, generator=generator, dtype=torch.float64, device=dev)
         )
-        labels = torch.randint(0, k, (n, self.n_obs), generator=generator)
+        labels = torch.randint(0, k, (n, self.n_obs), generator=generator, device=dev)
         x = torch.gather(centres, 1, labels) + self.tau * torch.randn(
-            n, self.n_obs, generator=generator, dtype=torch.float64
+            n, self.n_obs, generator=generator, dtype=torch.float64, device=dev
         )
         return torch.cat([shift[:, None], centres], 1), x
 
     def simulate(self, generator, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        shift = self.prior_sd * torch.randn(n, generator=generator, dtype=torch.float64)
+        """n pairs (z (n, 1 + K), x (n, n_obs)) drawn from ``generator``, on its device."""
+        dev = generator.device
+        shift = self.prior_sd * torch.randn(n, generator=generator, dtype=torch.float64, device=dev)
         return self.simulate_given_shift(generator, shift)
 
     def log_joint(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -129,7 +148,7 @@ class ShiftedMixture:
         shift, centres = z[..., 0], z[..., 1:]
         prior = _normal_log_prob(shift, 0.0, self.prior_sd)
         prior = prior + _normal_log_prob(
-            centres, shift[..., None] + self.offsets, self.centre_sd
+            centres, shift[..., None] + self.offsets.to(z.device), self.centre_sd
         ).sum(-1)
         comp = _normal_log_prob(x[..., :, None], centres[..., None, :], self.tau)
         lik = (torch.logsumexp(comp, -1) - math.log(self.n_components)).sum(-1)
@@ -187,20 +206,27 @@ class RotatedDigits:
         self.sigma = float(sigma)
 
     def simulate(self, generator, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        theta = 2 * math.pi * torch.rand(n, generator=generator, dtype=torch.float64)
+        """n pairs (theta (n,), x (n, N, H, W)) drawn from ``generator``, on its device."""
+        dev = generator.device
+        theta = 2 * math.pi * torch.rand(n, generator=generator, dtype=torch.float64, device=dev)
         return theta, self.observe(generator, theta)
 
     def observe(self, generator, theta: torch.Tensor) -> torch.Tensor:
-        """Noisy rotated sets for given angles: (n, N, H, W)."""
-        clean = rotate(self.templates, theta.to(torch.float32))
-        return clean + self.sigma * torch.randn(clean.shape, generator=generator)
+        """Noisy rotated sets for given angles: (n, N, H, W), on ``generator``'s device
+        (``theta`` is moved there)."""
+        dev = generator.device
+        clean = rotate(self.templates.to(dev), theta.to(dev, torch.float32))
+        return clean + self.sigma * torch.randn(clean.shape, generator=generator, device=dev)
 
     def log_likelihood(self, theta: torch.Tensor, x: torch.Tensor, chunk: int = 64) -> torch.Tensor:
-        """log p(x | theta) for angles theta (M,) and one observed set x (N, H, W), nats."""
+        """log p(x | theta) for angles theta (M,) and one observed set x (N, H, W), nats,
+        on x's device."""
         out = []
         n_pix = x.numel()
+        templates = self.templates.to(x.device)
+        theta = theta.to(x.device)
         for i in range(0, theta.shape[0], chunk):
-            mean = rotate(self.templates, theta[i : i + chunk].to(torch.float32))
+            mean = rotate(templates, theta[i : i + chunk].to(torch.float32))
             sq = ((x[None] - mean) ** 2).flatten(1).sum(1).to(torch.float64)
             out.append(-0.5 * sq / self.sigma**2 - n_pix * (math.log(self.sigma) + 0.5 * _LOG_2PI))
         return torch.cat(out)
@@ -210,8 +236,9 @@ class RotatedDigits:
         return self.log_likelihood(torch.remainder(theta, 2 * math.pi), x) - _LOG_2PI
 
     def posterior_grid(self, x: torch.Tensor, n_grid: int = 7200) -> dict:
-        """Exact posterior density over theta on a uniform grid of [0, 2 pi) (normalized)."""
-        grid = torch.arange(n_grid, dtype=torch.float64) * (2 * math.pi / n_grid)
+        """Exact posterior density over theta on a uniform grid of [0, 2 pi) (normalized),
+        on x's device."""
+        grid = torch.arange(n_grid, dtype=torch.float64, device=x.device) * (2 * math.pi / n_grid)
         ll = self.log_likelihood(grid, x)
         step = 2 * math.pi / n_grid
         log_norm = torch.logsumexp(ll, 0) + math.log(step)

@@ -25,6 +25,15 @@ After McNamara, Loper & Regier ("Globally Convergent Variational Inference", Neu
 The encoders of experiments 2 and 3 read permutation-invariant summaries (order
 statistics of the observations) or, for the digits whose order is part of the model,
 the whole set; these are simpler than the paper's set transformer and CNN.
+
+Every unit trains on ``device`` (``"auto"``: CUDA when available), resolved inside the
+unit (on a cluster, each worker finds its own GPU). Networks are initialised on the CPU
+from their seeds and moved there; the data sets shared by several units (the test pairs
+of experiment 1, the observed replicates of experiment 2) are drawn on the CPU and moved
+once; every other draw comes from a generator on the device. On the CPU the numbers are
+those of earlier versions; a GPU draws other random numbers, so its results differ by
+Monte Carlo noise. Units return CPU numpy arrays and floats, so a run's checkpoints load
+on any machine.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ import numpy as np
 import torch
 from torch.distributions import VonMises
 
+from .. import checks
 from ..data import load_mnist
 from ..errors import ConfigError
 from ..models.amortized import (
@@ -72,6 +82,7 @@ class Config:
     rotated_* : experiment 3. digits N, pixel noise sd, true angle (degrees), grid
         points of the exact posterior, IWBO samples k, steps and learning rate, forward-KL
         steps, batch and learning rate, hidden width, steps between evaluations.
+    device : where the networks train: auto (CUDA when available), cpu, cuda or cuda:N.
     """
 
     width_widths: tuple[int, ...] = (64, 256, 1024)
@@ -103,17 +114,19 @@ class Config:
     rotated_fkl_lr: float = 1e-3
     rotated_width: int = 256
     rotated_eval_every: int = 25
+    device: str = "auto"
     seed: int = 0
 
     def validate(self) -> None:
         for name, value in vars(self).items():
-            if name == "seed":
+            if name in ("seed", "device"):
                 continue
             values = value if isinstance(value, tuple) else (value,)
             if not values or any(not v > 0 for v in values):
                 raise ConfigError(f"{name} must be > 0, got {value}")
         if self.cluster_replicates < 2:
             raise ConfigError("cluster_replicates must be >= 2")
+        checks.device(self.device, "device")
 
 
 PRESETS = {
@@ -167,6 +180,7 @@ def prepare(cfg: Config, data_root=None) -> dict:
 def _width_run(
     cfg: Config, model: ConjugateGaussian, width: int, linearized: bool, test: tuple
 ) -> dict:
+    device = checks.device(cfg.device, "device")  # here, in the unit: on its worker
     net = MLP(
         model.data_dim,
         2 * model.latent_dim,
@@ -174,14 +188,15 @@ def _width_run(
         depth=cfg.width_depth,
         generator=cfg.seed + width,
         dtype=torch.float64,
-    )
-    z_test, x_test = test
+    ).to(device)
+    z_test, x_test = (t.to(device) for t in test)
     floor = float(model.posterior_nll(z_test, x_test).mean())
     probe = x_test[: cfg.width_probe]
     k0 = empirical_ntk(net, probe)
     q = Amortized(Linearized(net) if linearized else net, "mean_scale")
     opt = torch.optim.Adam(q.parameters(), lr=cfg.width_lr)
-    gen = torch.Generator().manual_seed(cfg.seed + 1)  # the same data stream for every run
+    # The same data stream for every run (on one device).
+    gen = checks.torch_generator(cfg.seed + 1, "seed", device=device)
     steps, gaps = [], []
 
     def evaluate(step):
@@ -198,7 +213,13 @@ def _width_run(
         if step % cfg.width_eval_every == 0 or step == cfg.width_steps:
             evaluate(step)
     drift = 0.0 if linearized else ntk_drift(k0, empirical_ntk(net, probe))
-    return {"steps": np.array(steps), "nll_gap": np.array(gaps), "floor": floor, "ntk_drift": drift}
+    return {
+        "steps": np.array(steps),
+        "nll_gap": np.array(gaps),
+        "floor": floor,
+        "ntk_drift": drift,
+        "device": str(device),
+    }
 
 
 # --------------------------------------------------------------------------- 2. clustering
@@ -208,7 +229,7 @@ def _cluster_features(model: ShiftedMixture, x: torch.Tensor, n_q: int) -> torch
     """Permutation-invariant summary of data sets x (..., n_obs): mean and order statistics."""
     xs = x / model.scale
     mean = xs.mean(-1, keepdim=True)
-    ranks = torch.linspace(0, x.shape[-1] - 1, n_q).round().long()
+    ranks = torch.linspace(0, x.shape[-1] - 1, n_q, device=x.device).round().long()
     quantiles = torch.sort(xs, -1).values[..., ranks]
     return torch.cat([mean, 10.0 * (quantiles - mean)], -1)
 
@@ -221,6 +242,8 @@ def _cluster_family(kind: str, model: ShiftedMixture):
 def _cluster_fit(
     cfg: Config, model: ShiftedMixture, objective: str, kind: str, x_obs: torch.Tensor
 ) -> dict:
+    device = checks.device(cfg.device, "device")  # here, in the unit: on its worker
+    x_obs = x_obs.to(device)
     r = x_obs.shape[0]
     d = 1 + model.n_components
     out_dim = d if kind == "mean" else 2 * d
@@ -229,7 +252,7 @@ def _cluster_fit(
         1 + cfg.cluster_quantiles,
         out_dim,
         width=cfg.cluster_width,
-    )
+    ).to(device)
     family = _cluster_family(kind, model)
     log_scale = d * math.log(model.scale)  # density of z = scale * u
 
@@ -237,7 +260,7 @@ def _cluster_fit(
         return family(ens(_cluster_features(model, x, cfg.cluster_quantiles)))
 
     opt = torch.optim.Adam(ens.parameters(), lr=cfg.cluster_lr)
-    gen = torch.Generator().manual_seed(cfg.seed + 2)
+    gen = checks.torch_generator(cfg.seed + 2, "seed", device=device)
 
     def q_flat(x):  # x (R * B, n_obs), replicate-major -> q with batch (R * B,)
         q = q_fn(x.reshape(r, -1, model.n_obs))
@@ -271,10 +294,11 @@ def _cluster_fit(
     shift = mode[:, 0]
     recovered = ordered & ((shift - cfg.cluster_true_shift).abs() < cfg.cluster_shift_tol)
     return {
-        "shift_mode": shift.numpy(),
-        "centre_mode": centres.numpy(),
-        "ordered": ordered.numpy(),
-        "recovered": recovered.numpy(),
+        "shift_mode": shift.cpu().numpy(),
+        "centre_mode": centres.cpu().numpy(),
+        "ordered": ordered.cpu().numpy(),
+        "recovered": recovered.cpu().numpy(),
+        "device": str(device),
     }
 
 
@@ -283,14 +307,15 @@ def _cluster_fit(
 
 def _wrapped_normal_log_density(grid, loc, scale) -> torch.Tensor:
     """log density on the circle of N(loc, scale^2) wrapped mod 2 pi, at grid (G,) per row."""
-    shifts = 2 * math.pi * torch.arange(-3, 4, dtype=torch.float64)
+    shifts = 2 * math.pi * torch.arange(-3, 4, dtype=torch.float64, device=grid.device)
     pts = grid[None, :, None] + shifts  # (1, G, 7)
     lp = torch.distributions.Normal(loc[:, None, None], scale[:, None, None]).log_prob(pts)
     return torch.logsumexp(lp, -1)
 
 
 def _kls(log_p: torch.Tensor, log_q: torch.Tensor, step: float) -> tuple:
-    """Forward KL(p || q) and reverse KL(q || p) on the grid, for rows of log_q (M, G)."""
+    """Forward KL(p || q) and reverse KL(q || p) on the grid, for rows of log_q (M, G),
+    as CPU numpy arrays."""
     p, q = log_p.exp(), log_q.exp()
     forward = (p * (log_p - log_q)).sum(-1) * step
     # Where the exact density underflows to 0, log p = -inf; q's mass there makes the
@@ -298,7 +323,7 @@ def _kls(log_p: torch.Tensor, log_q: torch.Tensor, step: float) -> tuple:
     # number stays finite and comparable (an underestimate).
     log_p_safe = log_p.clamp_min(math.log(torch.finfo(torch.float64).tiny))
     reverse = (q * (log_q - log_p_safe)).sum(-1) * step
-    return forward.numpy(), reverse.numpy()
+    return forward.cpu().numpy(), reverse.cpu().numpy()
 
 
 def _deg(rad) -> np.ndarray:
@@ -311,17 +336,20 @@ def _angle_error(a_deg, b_deg) -> np.ndarray:
 
 
 def _rotated(cfg: Config, templates: torch.Tensor) -> dict:
-    model = RotatedDigits(templates, cfg.rotated_sigma)
-    gen = torch.Generator().manual_seed(cfg.seed + 3)
+    device = checks.device(cfg.device, "device")  # here, in the unit: on its worker
+    model = RotatedDigits(templates.to(device), cfg.rotated_sigma)
+    gen = checks.torch_generator(cfg.seed + 3, "seed", device=device)
     truth = math.radians(cfg.rotated_true_deg)
-    x_obs = model.observe(gen, torch.tensor([truth], dtype=torch.float64))[0]
+    x_obs = model.observe(gen, torch.tensor([truth], dtype=torch.float64, device=device))[0]
     post = model.posterior_grid(x_obs, cfg.rotated_grid)
     grid, log_p, step = post["theta"], post["log_density"], post["step"]
 
     # IWBO from 12 starts, batched: q_j = N(mu_j, s_j^2) on the real line, wrapped.
-    starts = torch.arange(12, dtype=torch.float64) * (math.pi / 6)
+    starts = torch.arange(12, dtype=torch.float64, device=device) * (math.pi / 6)
     mu = starts.clone().requires_grad_(True)
-    log_s = torch.full((12,), math.log(math.radians(10.0)), dtype=torch.float64, requires_grad=True)
+    log_s = torch.full(
+        (12,), math.log(math.radians(10.0)), dtype=torch.float64, device=device
+    ).requires_grad_(True)
     opt = torch.optim.Adam([mu, log_s], lr=cfg.rotated_iwbo_lr)
 
     def q_fn(_):
@@ -337,7 +365,7 @@ def _rotated(cfg: Config, templates: torch.Tensor) -> dict:
             lq = _wrapped_normal_log_density(grid, mu, log_s.exp())
             f, r = _kls(log_p, lq, step)
         iw_steps.append(i)
-        iw_angle.append(_deg(mu.detach().numpy()))
+        iw_angle.append(_deg(mu.detach().cpu().numpy()))
         iw_fwd.append(f)
         iw_rev.append(r)
 
@@ -359,7 +387,7 @@ def _rotated(cfg: Config, templates: torch.Tensor) -> dict:
         depth=1,
         parameterization="standard",
         generator=cfg.seed + 4,
-    )
+    ).to(device)
 
     def vm(x):  # x (B, N, H, W)
         eta = net(x.reshape(x.shape[0], -1)).to(torch.float64)
@@ -374,12 +402,12 @@ def _rotated(cfg: Config, templates: torch.Tensor) -> dict:
             lq = q.log_prob(grid[None, :])  # von Mises is normalized on any 2 pi window
             f, r = _kls(log_p, lq, step)
         fk_steps.append(i)
-        fk_angle.append(float(_deg(q.loc.numpy())[0]))
+        fk_angle.append(float(_deg(q.loc.cpu().numpy())[0]))
         fk_fwd.append(float(f[0]))
         fk_rev.append(float(r[0]))
 
     eval_fkl(0)
-    sim_gen = torch.Generator().manual_seed(cfg.seed + 5)
+    sim_gen = checks.torch_generator(cfg.seed + 5, "seed", device=device)
     for i in progress(
         range(1, cfg.rotated_fkl_steps + 1), desc="rotated forward KL", unit="step", leave=False
     ):
@@ -391,8 +419,8 @@ def _rotated(cfg: Config, templates: torch.Tensor) -> dict:
 
     mode = float(_deg(grid[int(torch.argmax(log_p))].item()))
     return {
-        "grid_deg": _deg(grid.numpy()),
-        "log_posterior": log_p.numpy(),
+        "grid_deg": _deg(grid.cpu().numpy()),
+        "log_posterior": log_p.cpu().numpy(),
         "posterior_mode_deg": mode,
         "log_evidence": post["log_evidence"],
         "iwbo_steps": np.array(iw_steps),
@@ -403,6 +431,7 @@ def _rotated(cfg: Config, templates: torch.Tensor) -> dict:
         "fkl_angle_deg": np.array(fk_angle),
         "fkl_forward_kl": np.array(fk_fwd),
         "fkl_reverse_kl": np.array(fk_rev),
+        "device": str(device),
     }
 
 
@@ -413,11 +442,13 @@ def run(cfg: Config, inputs: dict, rundir):
     torch_threads = torch.get_num_threads()
     timings = {}
 
-    # The width runs, the clustering fits and rotated MNIST are independent units.
+    # The width runs, the clustering fits and rotated MNIST are independent units, each
+    # on cfg.device; the data sets they share are drawn here, on the CPU (the same on
+    # every device), and each unit moves them once.
     units = {}
     # 1. Width.
     gauss = ConjugateGaussian(seed=cfg.seed)
-    test = gauss.simulate(torch.Generator().manual_seed(cfg.seed + 10), cfg.width_test_pairs)
+    test = gauss.simulate(checks.torch_generator(cfg.seed + 10, "seed"), cfg.width_test_pairs)
     for w in cfg.width_widths:
         for lin in (False, True):
             key = f"width_{w}_{'linearized' if lin else 'network'}"
@@ -425,7 +456,7 @@ def run(cfg: Config, inputs: dict, rundir):
 
     # 2. Clustering.
     mix = ShiftedMixture()
-    gen = torch.Generator().manual_seed(cfg.seed + 20)
+    gen = checks.torch_generator(cfg.seed + 20, "seed")
     shifts = torch.full((cfg.cluster_replicates,), cfg.cluster_true_shift, dtype=torch.float64)
     _, x_obs = mix.simulate_given_shift(gen, shifts)
     for kind in ("mean", "natural"):
@@ -443,6 +474,10 @@ def run(cfg: Config, inputs: dict, rundir):
     rot = done["rotated"]
 
     metrics, arrays = _collect(cfg, width, cluster, rot, gauss)
+    # Where the units ran (resolved on their workers; checkpoints of earlier versions,
+    # which ran on the CPU, carry no device).
+    devices = sorted({r.get("device", "cpu") for r in done.values()})
+    metrics["device"] = devices[0] if len(devices) == 1 else devices
     metrics["timings"] = timings
     metrics["torch_threads"] = torch_threads
     return metrics, arrays
