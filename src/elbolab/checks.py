@@ -318,7 +318,10 @@ def data_matrix(
         raise DataError(f"{name} has {t.shape[1]} columns but the model takes D = {width}")
     if dtype is not None or device is not None:
         t = t.to(dtype=dtype or t.dtype, device=device if device is not None else t.device)
-    if finite_values and t.is_floating_point():
+    # A NaN or an infinity makes the sum non-finite, and one reduction is far cheaper
+    # than an elementwise test (this runs on every minibatch of a training loop); only a
+    # non-finite sum (or one that overflowed) looks element by element.
+    if finite_values and t.is_floating_point() and not bool(torch.isfinite(t.sum())):
         bad = ~torch.isfinite(t)
         if bool(bad.any()):
             row = int(bad.any(1).nonzero()[0, 0])

@@ -80,6 +80,10 @@ def _check_terms(where: str, batch: int, **terms) -> None:
                 f"{where}: the {name} term has shape {tuple(value.shape)}, expected ({batch},); "
                 "the model's encode/decode/prior must follow the VAE protocol"
             )
+    # One host read for all terms: any NaN or infinity makes the total non-finite.
+    if bool(torch.isfinite(sum(v.detach().sum() for v in terms.values()))):
+        return
+    for name, value in terms.items():
         if not bool(torch.isfinite(value.detach()).all()):
             raise NumericalError(
                 f"{where}: the {name} term is NaN or infinite for x (the model's encoder or "
