@@ -168,3 +168,30 @@ def test_cli_device_cuda_on_a_cpu_study_is_refused(capsys, tmp_path):
         ["run", "lda", "--preset", "smoke", "--device", "cuda", "--out", str(tmp_path / "x")]
     )
     assert code == 2 and "computes on the CPU" in capsys.readouterr().err
+
+
+@needs_cuda
+def test_a_gpu_training_resumes_from_its_checkpoint_exactly(tmp_path):
+    x = torch.rand(60, 6).round()
+
+    def run(epochs, folder):
+        model = VAE(6, 2, hidden=(4,), generator=0).cuda()
+        hist = train(
+            model,
+            elbo_loss,
+            x,
+            x,
+            generator=1,
+            epochs=epochs,
+            batch_size=20,
+            checkpoint=folder,
+            progress=False,
+        )
+        return model, hist
+
+    whole, hist = run(4, tmp_path / "whole")
+    run(2, tmp_path / "split")
+    resumed, hist2 = run(4, tmp_path / "split")
+    assert hist2["resumed_from"] == 2 and hist2["train_loss"] == hist["train_loss"]
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
