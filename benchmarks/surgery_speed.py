@@ -3,7 +3,8 @@
 Usage::
 
     python benchmarks/surgery_speed.py [--n 50000] [--d 20] [--repeats 3]
-                                       [--naive-rows 1024] [--json OUT]
+                                       [--naive-rows 1024] [--device cpu|cuda]
+                                       [--json OUT]
 
 The task is the ELBO-surgery decomposition (Hoffman & Johnson 2016) for N posteriors
 q(z | x_n) = N(mu_n, diag(std_n^2)) with random mu_n ~ N(0, I), std_n ~ U(0.1, 1), one
@@ -26,6 +27,11 @@ computation: 2.5e9 Gaussian log-densities for N = 50,000).
   columns), so it is timed on the first ``--naive-rows`` samples only (median of
   ``--repeats``) and EXTRAPOLATED linearly to all N rows; the script says so in its
   output. The same rows' log q(z_n) from both implementations are compared.
+
+Device: ``--device cpu`` (default) or ``cuda`` (``cuda:N``): both implementations run
+there, on the same posteriors (drawn on the CPU from a fixed seed and moved once). On
+CUDA the generator is a CUDA one, so the samples differ from the CPU run's; times are
+taken after ``torch.cuda.synchronize()``, and an untimed warm-up run of each comes first.
 
 Thread count: torch's default (all cores of the machine). Progress bars are off.
 Nothing is written to disk except ``--json OUT``.
@@ -53,6 +59,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--naive-rows", type=int, default=1024, help="rows timed for the straightforward version"
     )
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     parser.add_argument("--json", metavar="OUT", help="also write the numbers to OUT")
     args = parser.parse_args(argv)
     if args.n < 2 or args.d < 1 or args.repeats < 1 or args.naive_rows < 1:
@@ -68,12 +75,17 @@ def make_posteriors(n: int, d: int, seed: int = 12345):
     return mu, std
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def naive_log_qz(z: torch.Tensor, mu: torch.Tensor, std: torch.Tensor, chunk: int = 64):
     """log q(z_i) with torch.distributions over the full broadcast, chunked over rows."""
     from torch.distributions import Normal
 
     q = Normal(mu[None], std[None])
-    out = torch.empty(z.shape[0], dtype=z.dtype)
+    out = torch.empty(z.shape[0], dtype=z.dtype, device=z.device)
     for i in range(0, z.shape[0], chunk):
         lp = q.log_prob(z[i : i + chunk, None, :]).sum(-1)
         out[i : i + chunk] = torch.logsumexp(lp, 1) - math.log(mu.shape[0])
@@ -83,40 +95,62 @@ def naive_log_qz(z: torch.Tensor, mu: torch.Tensor, std: torch.Tensor, chunk: in
 def main(argv=None) -> int:
     args = parse_args(argv)
     os.environ["ELBOLAB_NO_PROGRESS"] = "1"
+    from elbolab import checks
     from elbolab.diagnostics import log_aggregate_posterior, surgery
+    from elbolab.errors import ConfigError
 
+    try:
+        device = checks.device(args.device, "--device")
+    except ConfigError as exc:
+        print(f"surgery_speed: {exc}", file=sys.stderr)
+        return 2
     mu, std = make_posteriors(args.n, args.d)
+    mu, std = mu.to(device), std.to(device)
+    where = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
+    )
     print(
-        f"ELBO surgery, N={args.n}, d={args.d}, 1 sample per point, float64; "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"{platform.processor() or platform.machine()}",
+        f"ELBO surgery, N={args.n}, d={args.d}, 1 sample per point, float64, on {device}; "
+        f"torch {torch.__version__}, {where}",
         flush=True,
     )
 
+    def timed(fn):
+        _sync(device)
+        t0 = time.perf_counter()
+        out = fn()
+        _sync(device)
+        return time.perf_counter() - t0, out
+
+    if device.type == "cuda":  # warm-up: CUDA context, cuBLAS handles, kernels
+        surgery(mu[:1000], std[:1000], generator=0, progress=False)
     times = []
     result = None
     for r in range(args.repeats):
-        t0 = time.perf_counter()
-        result = surgery(mu, std, generator=0, progress=False)
-        times.append(time.perf_counter() - t0)
+        t, result = timed(lambda: surgery(mu, std, generator=0, progress=False))
+        times.append(t)
         print(f"  elbolab run {r + 1}: {times[-1]:.2f} s", flush=True)
     ours = statistics.median(times)
 
-    # The same samples z_n (generator 0) for the straightforward version.
-    g = torch.Generator().manual_seed(0)
-    z = mu + std * torch.randn(1, args.n, args.d, generator=g, dtype=torch.float64)[0]
+    # The same samples z_n as surgery(generator=0) draws on this device.
+    g = torch.Generator(device=device).manual_seed(0)
+    eps = torch.randn(1, args.n, args.d, generator=g, dtype=torch.float64, device=device)[0]
+    z = mu + std * eps
     rows = args.naive_rows
+    if device.type == "cuda":
+        naive_log_qz(z[:64], mu, std)
     naive_times = []
     naive_vals = None
     for r in range(args.repeats):
-        t0 = time.perf_counter()
-        naive_vals = naive_log_qz(z[:rows], mu, std)
-        naive_times.append(time.perf_counter() - t0)
+        t, naive_vals = timed(lambda: naive_log_qz(z[:rows], mu, std))
+        naive_times.append(t)
         print(f"  straightforward run {r + 1}: {naive_times[-1]:.2f} s for {rows} rows", flush=True)
     naive_rows_time = statistics.median(naive_times)
     naive_full = naive_rows_time * args.n / rows
-    ours_vals, _ = log_aggregate_posterior(z[:rows], mu, std, own=torch.arange(rows))
-    max_diff = float((ours_vals - naive_vals).abs().max())
+    ours_vals, _ = log_aggregate_posterior(z[:rows], mu, std, own=torch.arange(rows, device=device))
+    max_diff = float((ours_vals - naive_vals.cpu()).abs().max())
 
     print()
     print(f"{'implementation':<52}{'median s':>10}")
@@ -137,6 +171,7 @@ def main(argv=None) -> int:
                 {
                     "n": args.n,
                     "d": args.d,
+                    "device": str(device),
                     "threads": torch.get_num_threads(),
                     "elbolab_seconds": times,
                     "elbolab_median": ours,

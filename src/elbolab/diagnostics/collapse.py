@@ -10,6 +10,9 @@
   ELBO!", Def. 1): dimension i is collapsed when
   P_x[KL(q(z_i | x) || p(z_i)) < epsilon] >= 1 - delta, P_x the data distribution
   (here the empirical one over the N given points).
+
+Device: each function computes where its input is (mu and std on one device, else a
+ConfigError naming both) and returns CPU tensors and Python numbers.
 """
 
 from __future__ import annotations
@@ -49,18 +52,19 @@ def kl_per_dimension(mu, std) -> torch.Tensor:
 
     Returns
     -------
-    (N, d) float64 tensor, ``0.5 (mu^2 + sigma^2 - 1) - log sigma`` (>= 0); its row sums
-    are the per-datum KL terms of the ELBO.
+    (N, d) float64 CPU tensor, ``0.5 (mu^2 + sigma^2 - 1) - log sigma`` (>= 0); its row
+    sums are the per-datum KL terms of the ELBO.
     """
     mu = _matrix(mu, "mu")
     std = _matrix(std, "std")
+    checks.same_device("mu", mu.device, "std", std.device)
     if std.shape != mu.shape:
         raise ConfigError(
             f"std must have the shape of mu {tuple(mu.shape)}, got {tuple(std.shape)}"
         )
     if not (std > 0).all():
         raise ConfigError("std must be > 0 everywhere")
-    return 0.5 * (mu * mu + std * std - 1.0) - std.log()
+    return (0.5 * (mu * mu + std * std - 1.0) - std.log()).cpu()
 
 
 def active_units(mu, threshold: float = 0.01) -> dict:
@@ -76,14 +80,14 @@ def active_units(mu, threshold: float = 0.01) -> dict:
     Returns
     -------
     dict with ``"count"`` (int, number of active dimensions), ``"active"`` ((d,) bool
-    tensor), ``"variances"`` ((d,) float64 tensor A_i, the variance over data points with
-    the 1/N normalizer), ``"threshold"``.
+    CPU tensor), ``"variances"`` ((d,) float64 CPU tensor A_i, the variance over data
+    points with the 1/N normalizer), ``"threshold"``.
     """
     mu = _matrix(mu, "mu")
     if mu.shape[0] < 2:
         raise ConfigError("active_units needs at least 2 data points")
     threshold = checks.number(threshold, "threshold", minimum=0.0)
-    var = mu.var(0, unbiased=False)
+    var = mu.var(0, unbiased=False).cpu()
     active = var > threshold
     return {
         "count": int(active.sum()),
@@ -101,19 +105,21 @@ def collapse_curve(kl_per_dim, epsilons, delta: float = 0.01) -> dict:
     kl_per_dim : (N, d) tensor or array
         KL(q(z_i | x_n) || p(z_i)), e.g. from :func:`kl_per_dimension`.
     epsilons : sequence of float or 1-D tensor/array
-        KL thresholds epsilon (nats).
+        KL thresholds epsilon (nats); a few settings, taken to kl_per_dim's device.
     delta : float
         Allowed fraction of data points above the threshold.
 
     Returns
     -------
-    dict with ``"epsilons"`` ((E,) float64), ``"fraction"`` ((E,) float64, fraction of
-    the d dimensions with P_x[KL_i < epsilon] >= 1 - delta; non-decreasing in epsilon),
-    ``"prob_below"`` ((E, d), P_x[KL_i < epsilon] per dimension), ``"delta"``.
+    dict with CPU tensors ``"epsilons"`` ((E,) float64), ``"fraction"`` ((E,) float64,
+    fraction of the d dimensions with P_x[KL_i < epsilon] >= 1 - delta; non-decreasing in
+    epsilon), ``"prob_below"`` ((E, d), P_x[KL_i < epsilon] per dimension), and
+    ``"delta"``.
     """
     kl = _matrix(kl_per_dim, "kl_per_dim", allow_inf=True)
     delta = checks.probability(delta, "delta")
-    eps = checks.real_tensor(epsilons, "epsilons", ConfigError).to(torch.float64).reshape(-1)
+    eps = checks.real_tensor(epsilons, "epsilons", ConfigError).reshape(-1)
+    eps = eps.to(dtype=torch.float64, device=kl.device)
     if eps.numel() == 0 or torch.isnan(eps).any():
         raise ConfigError("epsilons must be a non-empty sequence of numbers")
     # P_x[KL_i < eps] for all eps at once by sorting each dimension's KLs.
@@ -128,9 +134,9 @@ def collapse_curve(kl_per_dim, epsilons, delta: float = 0.01) -> dict:
     need = math.ceil((1.0 - delta) * n - 1e-9)
     collapsed = counts >= need
     return {
-        "epsilons": eps,
-        "fraction": collapsed.to(torch.float64).mean(1),
-        "prob_below": prob_below,
+        "epsilons": eps.cpu(),
+        "fraction": collapsed.to(torch.float64).mean(1).cpu(),
+        "prob_below": prob_below.cpu(),
         "delta": delta,
     }
 
