@@ -84,3 +84,29 @@ def test_collapse_curve_monotone_in_epsilon():
 def test_bad_input(call):
     with pytest.raises(ConfigError):
         call()
+
+
+def test_results_are_cpu_and_devices_must_agree():
+    mu = torch.randn(6, 3, dtype=torch.float64)
+    std = torch.rand(6, 3, dtype=torch.float64) + 0.5
+    assert kl_per_dimension(mu, std).device.type == "cpu"
+    with pytest.raises(ConfigError, match="mu is on cpu but std is on meta"):
+        kl_per_dimension(mu, std.to("meta"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_inputs_give_the_cpu_results():
+    g = torch.Generator().manual_seed(3)
+    mu = torch.randn(50, 4, generator=g, dtype=torch.float64)
+    std = 0.2 + torch.rand(50, 4, generator=g, dtype=torch.float64)
+    kl = kl_per_dimension(mu.cuda(), std.cuda())
+    assert kl.device.type == "cpu"
+    torch.testing.assert_close(kl, kl_per_dimension(mu, std))
+    a, b = active_units(mu.cuda()), active_units(mu)
+    assert a["count"] == b["count"] and a["variances"].device.type == "cpu"
+    c = collapse_curve(kl.cuda(), [0.01, 0.1, 1.0])
+    assert c["fraction"].device.type == "cpu"
+    assert torch.equal(c["fraction"], collapse_curve(kl, [0.01, 0.1, 1.0])["fraction"])
+    assert collapsed_fraction(kl.cuda(), 0.5) == collapsed_fraction(kl, 0.5)
+    with pytest.raises(ConfigError, match="mu is on cuda.* but std is on cpu"):
+        kl_per_dimension(mu.cuda(), std)

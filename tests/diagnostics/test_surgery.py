@@ -7,6 +7,7 @@ import torch
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
 from elbolab.diagnostics import log_aggregate_posterior, surgery, surgery_model
+from elbolab.diagnostics.surgery import _prior_log_prob
 from elbolab.errors import ConfigError
 from elbolab.models.vae import VAE
 from elbolab.objectives import elbo
@@ -164,3 +165,109 @@ def test_bad_input():
         surgery(mu, std, prior=object(), generator=0)
     with pytest.raises(ConfigError):
         log_aggregate_posterior(mu, mu, std, method="fast")
+
+
+# ------------------------------------------------------------------ devices and blocks
+
+
+def test_default_blocks_match_the_former_blocks():
+    # the CPU default block (512 x 2048) against the former 1024 x 16384 and tiny blocks
+    mu, std = _posteriors(n=3000, d=4, seed=8)
+    a = surgery(mu, std, generator=2, progress=False)
+    for bs, cs in ((1024, 16384), (100, 77)):
+        b = surgery(mu, std, generator=2, batch_size=bs, column_size=cs, progress=False)
+        for key in ("mutual_info", "marginal_kl", "average_kl_mc"):
+            assert a[key] == pytest.approx(b[key], abs=1e-12), key
+        torch.testing.assert_close(
+            a["mutual_info_per_datum"], b["mutual_info_per_datum"], rtol=0, atol=1e-12
+        )
+
+
+def test_vamp_prior_log_prob_by_matrix_products():
+    mu, std = _posteriors(n=50, d=3, seed=9)
+    g = torch.Generator().manual_seed(1)
+    mix = MixtureSameFamily(
+        Categorical(logits=torch.randn(11, generator=g, dtype=torch.float64)),
+        Independent(
+            Normal(
+                torch.randn(11, 3, generator=g, dtype=torch.float64),
+                0.2 + torch.rand(11, 3, generator=g, dtype=torch.float64),
+            ),
+            1,
+        ),
+    )
+    z = 2 * torch.randn(300, 3, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(_prior_log_prob(mix, z, 64), mix.log_prob(z), rtol=0, atol=1e-10)
+    r = surgery(mu, std, prior=mix, generator=0, progress=False)
+    assert r["average_kl"] == pytest.approx(r["mutual_info"] + r["marginal_kl"], abs=1e-10)
+
+
+def test_results_are_cpu():
+    mu, std = _posteriors(n=30, d=2)
+    r = surgery(mu, std, generator=torch.Generator().manual_seed(0), progress=False)
+    for key in ("kl_per_datum", "mutual_info_per_datum"):
+        assert r[key].device.type == "cpu" and r[key].dtype == torch.float64
+    assert isinstance(r["mutual_info"], float)
+
+
+def test_inputs_on_different_devices_are_a_config_error():
+    mu, std = _posteriors(n=10, d=2)
+    with pytest.raises(ConfigError, match="mu is on cpu but std is on meta"):
+        surgery(mu, std.to("meta"), generator=0, progress=False)
+    with pytest.raises(ConfigError, match="mu is on meta but std is on cpu"):
+        log_aggregate_posterior(mu, mu.to("meta"), std)
+    with pytest.raises(ConfigError, match="z is on meta but mu is on cpu"):
+        log_aggregate_posterior(mu.to("meta"), mu, std)
+    with pytest.raises(ConfigError, match="own is on meta but mu is on cpu"):
+        log_aggregate_posterior(mu, mu, std, own=torch.arange(10, device="meta"))
+    loc = torch.zeros(2, device="meta")
+    prior = Independent(Normal(loc, torch.ones_like(loc), validate_args=False), 1)
+    with pytest.raises(ConfigError, match="prior is on meta but mu is on cpu"):
+        surgery(mu, std, prior=prior, generator=0, progress=False)
+    with pytest.raises(ConfigError, match="generator"):
+        surgery(mu, std, generator=None, progress=False)
+
+
+def test_surgery_model_device_rules():
+    m = VAE(8, 2, hidden=(6,), generator=1)
+    x = torch.zeros(5, 8, dtype=torch.uint8)
+    with pytest.raises(ConfigError, match="the model is on meta but x is on cpu"):
+        surgery_model(m.to("meta"), x, generator=0, progress=False)
+    with pytest.raises(ConfigError, match="the model is on cpu but x is on meta"):
+        surgery_model(VAE(8, 2, hidden=(6,)), x.to("meta"), generator=0, progress=False)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_generator_with_cpu_posteriors_is_a_config_error():
+    mu, std = _posteriors(n=10, d=2)
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    with pytest.raises(ConfigError, match=r"generator is on cuda.* but .* is on cpu"):
+        surgery(mu, std, generator=gen, progress=False)
+    with pytest.raises(ConfigError, match="mu is on cuda.* but std is on cpu"):
+        surgery(mu.cuda(), std, generator=0, progress=False)
+    m = VAE(8, 2, hidden=(6,), generator=1)
+    with pytest.raises(ConfigError, match=r"generator is on cuda.* but .* is on cpu"):
+        surgery_model(m, torch.zeros(5, 8), generator=gen, progress=False)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_follows_the_data_and_agrees_with_the_cpu():
+    mu, std = _posteriors(n=700, d=3, seed=4)
+    g = torch.Generator().manual_seed(2)
+    z = 1.5 * torch.randn(300, 3, generator=g, dtype=torch.float64)
+    own = torch.randint(700, (300,), generator=g)
+    for method in ("gemm", "direct"):
+        cpu = log_aggregate_posterior(z, mu, std, own, method=method)
+        gpu = log_aggregate_posterior(z.cuda(), mu.cuda(), std.cuda(), own.cuda(), method=method)
+        assert gpu[0].device.type == "cpu"
+        torch.testing.assert_close(gpu[0], cpu[0], rtol=0, atol=1e-10)
+        torch.testing.assert_close(gpu[1], cpu[1], rtol=0, atol=1e-10)
+    r = surgery(mu.cuda(), std.cuda(), generator=0, n_samples=4, progress=False)
+    c = surgery(mu, std, generator=0, n_samples=4, progress=False)
+    assert r["kl_per_datum"].device.type == "cpu"
+    assert r["average_kl"] == pytest.approx(c["average_kl"], rel=1e-12)
+    assert abs(r["mutual_info"] - c["mutual_info"]) < 5 * c["se_mutual_info"]
+    m = VAE(8, 2, hidden=(6,), prior="vamp", n_pseudo=4, generator=1, dtype=torch.float64)
+    x = (torch.rand(60, 8, generator=g) < 0.4).double()
+    s = surgery_model(m.cuda(), x.cuda(), generator=0, n_samples=2, progress=False)
+    assert s["mu"].device.type == "cpu" and 0 <= s["mutual_info"] <= s["log_n"]

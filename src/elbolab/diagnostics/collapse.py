@@ -28,18 +28,23 @@ from ..errors import ConfigError
 __all__ = ["kl_per_dimension", "active_units", "collapse_curve", "collapsed_fraction"]
 
 
-def _matrix(a, name: str, allow_inf: bool = False) -> torch.Tensor:
+def _matrix(a, name: str, allow_inf: bool = False, check_values: bool = True) -> torch.Tensor:
     if not isinstance(a, (torch.Tensor, np.ndarray)):
         raise ConfigError(f"{name} must be a tensor or numpy array, got {type(a).__name__}")
     a = checks.real_tensor(a, name, ConfigError)
     if a.ndim != 2 or a.shape[0] == 0 or a.shape[1] == 0:
         raise ConfigError(f"{name} must have shape (N, d) with N, d >= 1, got {tuple(a.shape)}")
     a = a.detach().to(torch.float64)
+    if check_values:
+        _check_values(a, name, allow_inf)
+    return a
+
+
+def _check_values(a: torch.Tensor, name: str, allow_inf: bool = False) -> None:
     if torch.isnan(a).any():
         raise ConfigError(f"{name} has NaN entries")
     if not allow_inf and torch.isinf(a).any():
         raise ConfigError(f"{name} has infinite entries")
-    return a
 
 
 def kl_per_dimension(mu, std) -> torch.Tensor:
@@ -55,9 +60,11 @@ def kl_per_dimension(mu, std) -> torch.Tensor:
     (N, d) float64 CPU tensor, ``0.5 (mu^2 + sigma^2 - 1) - log sigma`` (>= 0); its row
     sums are the per-datum KL terms of the ELBO.
     """
-    mu = _matrix(mu, "mu")
-    std = _matrix(std, "std")
+    mu = _matrix(mu, "mu", check_values=False)
+    std = _matrix(std, "std", check_values=False)
     checks.same_device("mu", mu.device, "std", std.device)
+    _check_values(mu, "mu")
+    _check_values(std, "std")
     if std.shape != mu.shape:
         raise ConfigError(
             f"std must have the shape of mu {tuple(mu.shape)}, got {tuple(std.shape)}"

@@ -60,7 +60,7 @@ from .. import checks
 from ..errors import ConfigError
 from ..models.vae import rsample
 from ..progress import progress as progress_bar
-from .likelihood import _DiagonalMixture, _model_device
+from .likelihood import _default_budget, _DiagonalMixture, _model_device
 
 __all__ = ["surgery", "surgery_model", "log_aggregate_posterior"]
 
@@ -334,7 +334,7 @@ def log_aggregate_posterior(
 def _prior_log_prob(prior, z: torch.Tensor, chunk: int) -> torch.Tensor:
     """log p(z) in float64 for (M, d) float64 z: a mixture of diagonal Gaussians (the
     VampPrior) by matrix products in float64, any other prior in chunks in its dtype."""
-    mixture = _DiagonalMixture.of(prior)
+    mixture = _DiagonalMixture.of(prior, block_bytes=_default_budget(z.device) // 4)
     if mixture is not None:
         return mixture.log_prob(z)
     dtype = torch.float64
