@@ -41,6 +41,13 @@ eq. 3.5, two more for rounding the inputs), which bounds the error of log p(z) t
 log-sum-exp moves by at most the largest change of its terms). Each step takes the
 cheapest precision whose bound is at most 1e-4 nats: float32 (unit roundoff 2^-24;
 2^-11 under TF32 matmuls), else float64 (2^-53), else the direct (difference) formula.
+The float32 bound is rarely met by a VampPrior in R^20 (the untrained 784-200-200-20
+model's is 4.6e-4 nats), so in practice the product runs in float64: exact to ~1e-12
+nats and, on a GPU, still far cheaper than the broadcast.
+
+Speed (``benchmarks/nll_speed.py``, 100 test images, k = 1000, 2 CPU cores): 0.95 s
+against 1.8 s for the straightforward torch.distributions loop (standard normal prior),
+1.65 s against 22 s (VampPrior, K = 500).
 """
 
 from __future__ import annotations
@@ -65,9 +72,9 @@ _LOG_2PI = math.log(2.0 * math.pi)
 # "auto" method of the ELBO-surgery aggregate posterior.
 MIXTURE_TOLERANCE = 1e-4
 
-# Working memory of one step by default: small on the CPU, where blocks that stay in
-# the allocator's heap (below glibc's 32 MiB mmap threshold) avoid page faults, and a
-# quarter of the free memory (at most 4 GiB) on a GPU.
+# Working memory of one step by default: small on the CPU (measured fastest: 16 MiB
+# steps ran ~1.5x faster than 64-256 MiB ones, whose temporaries leave the cache and the
+# allocator's heap), a quarter of the free memory (at most 4 GiB) on a GPU.
 _CPU_BUDGET = 16 * 2**20
 _CUDA_BUDGET = 4 * 2**30
 
