@@ -121,7 +121,8 @@ def test_chunked_equals_unchunked(prior):
     whole = log_likelihood(m, x, max_memory=2**40, **kw)  # one step per batch
     tiny = log_likelihood(m, x, max_memory=1, **kw)  # one sample per step
     mid = log_likelihood(m, x, max_memory=50_000, **kw)  # steps that split and join draws
-    for r in (tiny, mid):
+    narrow = log_likelihood(m, x, max_memory=2_700, **kw)  # 3 of the 4 images per step
+    for r in (tiny, mid, narrow):
         torch.testing.assert_close(r["per_datum"], whole["per_datum"], rtol=0, atol=1e-10)
         torch.testing.assert_close(r["se_per_datum"], whole["se_per_datum"], rtol=1e-8, atol=0)
         assert r["mean_log_likelihood"] == pytest.approx(whole["mean_log_likelihood"], abs=1e-10)

@@ -23,9 +23,10 @@ Chunking. What is drawn depends only on ``batch_size`` and ``chunk_size``: the d
 in batches of ``batch_size`` images, for each the k samples in draws of ``chunk_size``
 (the same draws as before this module was chunked by memory). How they are evaluated
 depends on ``max_memory``: draws are regrouped into steps of as many (sample, image)
-rows as the memory budget allows (split or joined along the samples) and folded into
-running log-sum-exps, so memory is O(budget), not O(k * batch), and any k fits. Steps
-change nothing but float rounding.
+rows as the memory budget allows (split or joined along the samples; a batch wider
+than the budget is also split along the images) and folded into running log-sum-exps,
+so memory is O(budget), not O(k * batch), and any k fits. Steps change nothing but
+float rounding.
 
 VampPrior. A mixture of K diagonal Gaussians (``MixtureSameFamily`` of
 ``Independent(Normal)``, as :class:`~elbolab.models.vae.VampPriorDistribution`) is
@@ -253,6 +254,30 @@ def _regroup(draws, step: int):
         yield pending[0] if len(pending) == 1 else torch.cat(pending)
 
 
+def _log_weights(model, q, prior, mixture, z, xb, j0: int, j1: int) -> torch.Tensor:
+    """(samples, j1 - j0) float64 log weights of images j0:j1 of the batch."""
+    if (j0, j1) != (0, xb.shape[0]):
+        base = q.base_dist
+        q = Independent(
+            Normal(base.loc[j0:j1], base.scale[j0:j1], validate_args=False),
+            1,
+            validate_args=False,
+        )
+        z, xb = z[:, j0:j1], xb[j0:j1]
+    lpz = mixture.log_prob(z) if mixture is not None else prior.log_prob(z)
+    log_w = (
+        model.decode(z).log_prob(xb).to(torch.float64)
+        + lpz.to(torch.float64)
+        - q.log_prob(z).to(torch.float64)
+    )
+    if tuple(log_w.shape) != (z.shape[0], xb.shape[0]):
+        raise ConfigError(
+            f"log_likelihood: log weights have shape {tuple(log_w.shape)}, expected "
+            f"({z.shape[0]}, {xb.shape[0]}); the model must follow the VAE protocol"
+        )
+    return log_w
+
+
 def log_likelihood(
     model,
     x: torch.Tensor,
@@ -337,25 +362,21 @@ def log_likelihood(
                 d = int(q.event_shape[0])
                 itemsize = xb.element_size()
                 row_bytes = _row_bytes(model, x.shape[1], d, itemsize, mixture.k if mixture else 0)
-            step = max(1, budget // (row_bytes * b))
+            # (sample, image) rows per step: whole batches of images and as many samples
+            # as fit, or, for a batch wider than the budget, one sample and image slices.
+            rows = max(1, budget // row_bytes)
+            step = max(1, rows // b)
+            width = min(b, rows)
             a1 = torch.full((b,), -math.inf, dtype=torch.float64, device=device)
             a2 = a1.clone()
             finite = torch.ones(b, dtype=torch.bool, device=device)
             for z in _regroup(_draws(q, k, chunk, gen), step):
-                lpz = mixture.log_prob(z) if mixture is not None else prior.log_prob(z)
-                log_w = (
-                    model.decode(z).log_prob(xb).to(torch.float64)
-                    + lpz.to(torch.float64)
-                    - q.log_prob(z).to(torch.float64)
-                )  # (kc, b)
-                if tuple(log_w.shape) != (z.shape[0], b):
-                    raise ConfigError(
-                        f"log_likelihood: log weights have shape {tuple(log_w.shape)}, expected "
-                        f"({z.shape[0]}, {b}); the model must follow the VAE protocol"
-                    )
-                finite &= torch.isfinite(log_w).all(0)
-                a1 = torch.logaddexp(a1, torch.logsumexp(log_w, 0))
-                a2 = torch.logaddexp(a2, torch.logsumexp(2.0 * log_w, 0))
+                for j0 in range(0, b, width):
+                    j1 = min(b, j0 + width)
+                    log_w = _log_weights(model, q, prior, mixture, z, xb, j0, j1)
+                    finite[j0:j1] &= torch.isfinite(log_w).all(0)
+                    a1[j0:j1] = torch.logaddexp(a1[j0:j1], torch.logsumexp(log_w, 0))
+                    a2[j0:j1] = torch.logaddexp(a2[j0:j1], torch.logsumexp(2.0 * log_w, 0))
             if not bool(finite.all()):
                 raise NumericalError(
                     f"log_likelihood: a log weight is NaN or infinite for x rows {i0}.."
