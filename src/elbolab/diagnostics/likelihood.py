@@ -94,7 +94,10 @@ def _float32_unit(device: torch.device) -> float:
     """Unit roundoff of a float32 matrix product on ``device`` (TF32/bf16 when allowed)."""
     if torch.get_float32_matmul_precision() != "highest":
         return 2.0**-8  # bfloat16 passes ("medium") or TF32 ("high"): bound by the worse
-    if device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32:
+    matmul = torch.backends.cuda.matmul
+    if device.type == "cuda" and (
+        matmul.allow_tf32 or getattr(matmul, "fp32_precision", None) == "tf32"
+    ):
         return 2.0**-11
     return 2.0**-24
 
