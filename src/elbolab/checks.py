@@ -185,8 +185,8 @@ def _same(a: torch.device, b: torch.device) -> bool:
     # "cuda" means the current GPU; a generator or tensor always carries its index.
     if a.type != b.type:
         return False
-    if a.type == "cpu":
-        return True
+    if a.type != "cuda":
+        return a.index == b.index or a.type == "cpu"
     current = torch.cuda.current_device()
     return (current if a.index is None else a.index) == (current if b.index is None else b.index)
 
