@@ -159,5 +159,3 @@ def write_tiny_root(root: Path, seed: int = 0) -> TinyData:
 def tiny_data(tmp_path_factory) -> TinyData:
     """The tiny data root (see the module docstring), written once per session."""
     return write_tiny_root(tmp_path_factory.mktemp("tiny_data") / "data")
-
-

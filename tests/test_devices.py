@@ -5,6 +5,7 @@ cases are skipped with a reason where CUDA is missing, and the refusals are test
 from __future__ import annotations
 
 import functools
+import json
 
 import pytest
 import torch
@@ -12,8 +13,9 @@ import torch
 from elbolab import checks, studies
 from elbolab.cli import main
 from elbolab.cluster import DaskDispatcher, Serial, make_dispatcher
-from elbolab.errors import ConfigError
+from elbolab.errors import ConfigError, DataError, NumericalError
 from elbolab.models import VAE, LinearVAE, train
+from elbolab.models.trainer import CHECKPOINT_NAME
 from elbolab.objectives import elbo, elbo_loss, iwae_loss
 from elbolab.studies import lda, linear, surgery, vae_runs, zoo
 
@@ -195,3 +197,84 @@ def test_a_gpu_training_resumes_from_its_checkpoint_exactly(tmp_path):
     assert hist2["resumed_from"] == 2 and hist2["train_loss"] == hist["train_loss"]
     for a, b in zip(whole.state_dict().values(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_value_checks_can_be_turned_off_and_shapes_are_still_checked():
+    x = torch.tensor([[1.0, float("nan")]])
+    with checks.value_checks(False):
+        assert not checks.value_checks_enabled()
+        checks.data_matrix(x, "x")  # a GPU loop checks its losses instead
+        with pytest.raises(DataError, match="columns"):
+            checks.data_matrix(x, "x", width=3)
+    assert checks.value_checks_enabled()
+    with pytest.raises(DataError, match="NaN or infinite"):
+        checks.data_matrix(x, "x")
+
+
+def test_on_the_cpu_a_nan_loss_stops_training_before_it_reaches_the_weights():
+    model = VAE(6, 2, hidden=(4,), generator=0)
+    x = torch.rand(20, 6).round()
+    calls = []
+
+    def loss(model, xb, generator):
+        calls.append(1)
+        value = elbo_loss(model, xb, generator)
+        return value * float("nan") if len(calls) == 3 else value
+
+    with pytest.raises(NumericalError, match="epoch 0, minibatch 2"):
+        train(model, loss, x, generator=1, epochs=1, batch_size=5, progress=False)
+    assert all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def test_a_checkpoint_from_another_device_is_refused_by_name(tmp_path):
+    x = torch.rand(20, 6).round()
+    model = VAE(6, 2, hidden=(4,), generator=0)
+    train(
+        model,
+        elbo_loss,
+        x,
+        generator=1,
+        epochs=1,
+        batch_size=10,
+        checkpoint=tmp_path,
+        progress=False,
+    )
+    path = tmp_path / CHECKPOINT_NAME
+    state = torch.load(path, weights_only=True)
+    assert state["device"] == "cpu"
+    state["device"] = "cuda"
+    torch.save(state, path)
+    with pytest.raises(DataError, match="written by a run on cuda and this model is on cpu"):
+        train(
+            model,
+            elbo_loss,
+            x,
+            generator=1,
+            epochs=2,
+            batch_size=10,
+            checkpoint=tmp_path,
+            progress=False,
+        )
+
+
+def test_data_on_another_device_than_the_model_is_refused():
+    model = VAE(6, 2, hidden=(4,), generator=0)
+    # A meta tensor has no values to test; only its device is looked at.
+    with (
+        checks.value_checks(False),
+        pytest.raises(ConfigError, match="x is on meta but the model is on cpu"),
+    ):
+        elbo(model, torch.empty(3, 6, device="meta"), 0)
+
+
+def test_a_run_records_the_device_it_resolved_to(tmp_path, tiny_data):
+    cfg = studies.apply_overrides(surgery.PRESETS["smoke"], ["epochs=1", "latents=2"])
+    assert cfg.device == "auto"
+    studies.run_study(surgery, cfg, tmp_path / "run", data_root=tiny_data.root)
+    resolved = checks.device("auto").type
+    record = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert record["config"]["device"] == resolved
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["device"] == resolved
+    assert sorted(p.name for p in (tmp_path / "run" / "models").iterdir()) == ["d2.pt"]
+    # Resuming with "auto" on the same machine is the same run.
+    studies.run_study(surgery, cfg, tmp_path / "run", data_root=tiny_data.root, resume=True)

@@ -17,6 +17,8 @@ This module imports nothing from elbolab but :mod:`elbolab.errors`.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import numbers
 import os
@@ -47,6 +49,8 @@ __all__ = [
     "probability",
     "real_tensor",
     "same_device",
+    "value_checks",
+    "value_checks_enabled",
     "torch_generator",
 ]
 
@@ -163,9 +167,7 @@ def device(value, name: str = "device") -> torch.device:
     try:
         dev = torch.device(value)
     except (RuntimeError, TypeError, ValueError):
-        raise ConfigError(
-            f"{name} must be auto, cpu, cuda or cuda:N, got {_what(value)}"
-        ) from None
+        raise ConfigError(f"{name} must be auto, cpu, cuda or cuda:N, got {_what(value)}") from None
     if dev.type == "cpu":
         return torch.device("cpu")
     if dev.type != "cuda":
@@ -321,7 +323,12 @@ def data_matrix(
     # A NaN or an infinity makes the sum non-finite, and one reduction is far cheaper
     # than an elementwise test (this runs on every minibatch of a training loop); only a
     # non-finite sum (or one that overflowed) looks element by element.
-    if finite_values and t.is_floating_point() and not bool(torch.isfinite(t.sum())):
+    if (
+        finite_values
+        and t.is_floating_point()
+        and value_checks_enabled()
+        and not bool(torch.isfinite(t.sum()))
+    ):
         bad = ~torch.isfinite(t)
         if bool(bad.any()):
             row = int(bad.any(1).nonzero()[0, 0])
@@ -330,6 +337,30 @@ def data_matrix(
                 f"the data must be finite"
             )
     return t
+
+
+_VALUE_CHECKS = contextvars.ContextVar("elbolab_value_checks", default=True)
+
+
+@contextlib.contextmanager
+def value_checks(enabled: bool):
+    """Within the block, :func:`data_matrix` and the objectives test values for NaN and
+    infinity only if ``enabled`` (shapes, widths and types are always checked).
+
+    A GPU training loop turns them off: each test reads the device back and stalls it
+    at every minibatch. The loop then checks its losses itself, as
+    :func:`elbolab.models.trainer.train` does.
+    """
+    token = _VALUE_CHECKS.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _VALUE_CHECKS.reset(token)
+
+
+def value_checks_enabled() -> bool:
+    """False inside ``value_checks(False)``."""
+    return _VALUE_CHECKS.get()
 
 
 def count_data(data: np.ndarray, name: str = "counts") -> np.ndarray:

@@ -252,9 +252,7 @@ class Auto:
         self.close()
 
 
-def make_dispatcher(
-    scheduler: str | None, on_gpu: bool = False
-) -> Auto | Serial | DaskDispatcher:
+def make_dispatcher(scheduler: str | None, on_gpu: bool = False) -> Auto | Serial | DaskDispatcher:
     """The dispatcher for a ``--scheduler`` value (see the module docstring).
 
     ``on_gpu``: the units train on this machine's GPU. Local workers would all share

@@ -50,9 +50,10 @@ def test_no_elbo_exceeds_the_exact_maximum(smoke_run):
     assert set(rows) == {(q, mode) for q in sizes for mode in ("learned", "fixed")}
     for q in sizes:
         # Maximum likelihood over sigma^2 is at least the likelihood at a fixed sigma^2.
-        assert rows[q, "learned"]["ppca_log_likelihood"] >= rows[q, "fixed"][
-            "ppca_log_likelihood"
-        ] - 1e-9
+        assert (
+            rows[q, "learned"]["ppca_log_likelihood"]
+            >= rows[q, "fixed"]["ppca_log_likelihood"] - 1e-9
+        )
     learned = [rows[q, "learned"]["ppca_log_likelihood"] for q in sorted(sizes)]
     assert learned == sorted(learned)  # more latent dimensions never fit worse
     # Part 1 and part 2 fit the same pPCA when their latent sizes agree.

@@ -286,7 +286,7 @@ def log_likelihood(
     model,
     x: torch.Tensor,
     k: int = 5000,
-    generator: torch.Generator | int | None = None,
+    generator: torch.Generator | int = 0,
     batch_size: int = 100,
     chunk_size: int | None = None,
     progress: bool = True,
@@ -306,7 +306,8 @@ def log_likelihood(
         Importance samples per datum (5000 in Burda et al. 2016).
     generator : torch.Generator or int
         Source of the samples: a generator on the model's device, or an integer seed
-        (a new generator there). Required.
+        (a new generator there); seed 0 by default, so that
+        repeated calls give the same estimate.
     batch_size : int
         Data points encoded and drawn for together.
     chunk_size : int, optional

@@ -386,7 +386,7 @@ def surgery(
     mu,
     std,
     prior=None,
-    generator: torch.Generator | int | None = None,
+    generator: torch.Generator | int = 0,
     n_samples: int = 1,
     batch_size: int | None = None,
     column_size: int | None = None,
@@ -408,7 +408,8 @@ def surgery(
         log p(z) is evaluated by matrix products in float64).
     generator : torch.Generator or int
         Source of the samples z_ns: a generator on mu's device, or an integer seed (a
-        new generator there). Required.
+        new generator there); seed 0 by default, so that repeated calls give the same
+        estimate.
     n_samples : int
         S, samples per data point.
     batch_size, column_size : int, optional
@@ -516,7 +517,7 @@ def surgery(
 def surgery_model(
     model,
     x,
-    generator: torch.Generator | int | None = None,
+    generator: torch.Generator | int = 0,
     n_samples: int = 1,
     batch_size: int | None = None,
     column_size: int | None = None,

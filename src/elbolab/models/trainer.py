@@ -48,14 +48,15 @@ _FORMAT = 1
 _GPU_SYNC_EVERY = 50
 
 
-def _check_losses(losses: torch.Tensor, epoch: int, lr: float) -> None:
-    """NumericalError naming the first minibatch of this epoch whose loss is not finite."""
+def _check_losses(losses: torch.Tensor, first: int, epoch: int, lr: float) -> None:
+    """NumericalError naming the first minibatch whose loss is not finite; ``losses`` are
+    those of minibatches ``first``, ``first + 1``, ... of this epoch."""
     bad = (~torch.isfinite(losses)).nonzero()
     if len(bad):
-        b = int(bad[0])
+        i = int(bad[0])
         raise NumericalError(
-            f"train: loss is {float(losses[b])} at epoch {epoch}, minibatch {b}; lower lr "
-            f"(now {lr}) or check the data"
+            f"train: loss is {float(losses[i])} at epoch {epoch}, minibatch {first + i}; "
+            f"lower lr (now {lr}) or check the data"
         )
 
 
@@ -284,6 +285,13 @@ def train(
 
     if ckpt_path is not None and resume and ckpt_path.exists():
         st = _load_checkpoint(ckpt_path)
+        if st.get("device", "cpu") != device.type:
+            raise DataError(
+                f"the checkpoint was written by a run on {st.get('device', 'cpu')} and this "
+                f"model is on {device.type}: generator states and results differ between "
+                "devices; resume on the same device, or delete it or pass resume=False",
+                ckpt_path,
+            )
         try:
             model.load_state_dict(st["model"])
             optimizer.load_state_dict(st["optimizer"])
@@ -327,7 +335,9 @@ def train(
         disable=None if progress else True,
         initial=min(start, epochs) * n_batches,
     )
-    with bar:
+    # On a GPU the objectives' own NaN checks would read the device back at every
+    # minibatch; the loop checks its losses itself (the data were checked above).
+    with bar, checks.value_checks(device.type == "cpu"):
         for epoch in range(start, epochs):
             if hist["stopped_early"]:
                 break
@@ -337,22 +347,25 @@ def train(
             step_loss = functools.partial(loss_fn, beta=beta) if kl_warmup else loss_fn
             perm = torch.randperm(n, generator=gen, device=device)
             losses = torch.zeros(n_batches, dtype=torch.float64, device=device)
+            checked = 0
             for b in range(n_batches):
                 xb = train_data[perm[b * batch_size : (b + 1) * batch_size]]
                 loss = step_loss(model, xb, gen)
                 losses[b] = loss.detach()
-                optimizer.zero_grad(set_to_none=True)
-                (loss / xb.shape[0]).backward()
-                optimizer.step()
                 if (b + 1) % sync_every == 0 or b + 1 == n_batches:
-                    # A GPU is not stalled every minibatch; a NaN still stops training
-                    # within a few steps.
-                    _check_losses(losses[: b + 1], epoch, lr)
+                    # Before the step: on the CPU, read after every minibatch, a NaN loss
+                    # never reaches the weights; a GPU is read every _GPU_SYNC_EVERY
+                    # minibatches, so its weights may have taken a few NaN steps.
+                    _check_losses(losses[checked : b + 1], checked, epoch, lr)
+                    checked = b + 1
                     bar.set_postfix(
                         epoch=epoch,
                         loss=f"{float(losses[: b + 1].sum()) / min(n, (b + 1) * batch_size):.3f}",
                         refresh=False,
                     )
+                optimizer.zero_grad(set_to_none=True)
+                (loss / xb.shape[0]).backward()
+                optimizer.step()
                 bar.update(1)
             train_loss = float(losses.sum()) / n
             hist["train_loss"].append(train_loss)
@@ -388,6 +401,7 @@ def train(
             if checkpoint is not None:
                 state = {
                     "format": _FORMAT,
+                    "device": device.type,
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "generator": gen.get_state(),

@@ -438,8 +438,10 @@ class VAE(nn.Module):
         w = lin.weight.detach().double()
         b = lin.bias.detach().double()
         cov = w @ w.T + torch.exp(self.log_sigma2.detach().double()) * torch.eye(
-            self.data_dim, dtype=torch.float64
+            self.data_dim, dtype=torch.float64, device=w.device
         )
+        x = torch.as_tensor(x)
+        checks.same_device("x", x.device, "the model", w.device)
         return MultivariateNormal(b, covariance_matrix=cov).log_prob(x.double())
 
     def extra_repr(self) -> str:

@@ -45,11 +45,13 @@ def _check_data(model, x, name: str = "x") -> torch.Tensor:
 
 
 def _to_model(model, x: torch.Tensor, name: str = "x") -> torch.Tensor:
-    """A validated x (or a batch of it) in the model's floating dtype and on its device
-    (uint8 MNIST included); DataError if the cast overflows (float64 data beyond the
-    float32 range)."""
+    """A validated x (or a batch of it) in the model's floating dtype (uint8 MNIST
+    included); ConfigError naming both devices if x is not on the model's device,
+    DataError if the cast overflows (float64 data beyond the float32 range)."""
     p = next(iter(model.parameters()), None)
-    out = x.to(dtype=_model_dtype(model), device=p.device if p is not None else x.device)
+    if p is not None:
+        checks.same_device(name, x.device, "the model", p.device)
+    out = x.to(dtype=_model_dtype(model))
     if out is not x and x.is_floating_point() and not bool(torch.isfinite(out).all()):
         raise DataError(f"{name} has values beyond the range of the model's dtype {out.dtype}")
     return out
@@ -81,7 +83,9 @@ def _check_terms(where: str, batch: int, **terms) -> None:
                 "the model's encode/decode/prior must follow the VAE protocol"
             )
     # One host read for all terms: any NaN or infinity makes the total non-finite.
-    if bool(torch.isfinite(sum(v.detach().sum() for v in terms.values()))):
+    if not checks.value_checks_enabled() or bool(
+        torch.isfinite(sum(v.detach().sum() for v in terms.values()))
+    ):
         return
     for name, value in terms.items():
         if not bool(torch.isfinite(value.detach()).all()):

@@ -148,8 +148,12 @@ def run_study(
 
     if hasattr(cfg, "validate"):
         cfg.validate()
-    device = getattr(cfg, "device", None)
-    on_gpu = device is not None and checks.device(device, "device").type == "cuda"
+    if any(f.name == "device" for f in dataclasses.fields(cfg)):
+        # config.json records the device the run resolved to ("auto" becomes cpu or
+        # cuda), so a resume on a machine where it means another device is refused
+        # rather than continued there.
+        cfg = dataclasses.replace(cfg, device=str(checks.device(cfg.device, "device")))
+    on_gpu = getattr(cfg, "device", "cpu").startswith("cuda")
     dispatcher = make_dispatcher(scheduler, on_gpu=on_gpu)
     inputs = study.prepare(cfg, data_root)
     out = Path(out).expanduser()
@@ -189,7 +193,8 @@ def _run_in(study, cfg, inputs, out, resume, overwrite, command, dispatcher) -> 
         "version": __version__,
         "seed": getattr(cfg, "seed", None),
         "scheduler": dispatcher.description,
-        "device": _device_used(cfg),
+        # Studies without a device setting compute on the CPU.
+        "device": getattr(cfg, "device", "cpu"),
         "timings": {"total_seconds": time.perf_counter() - started, **metrics.pop("timings", {})},
         **metrics,
     }
@@ -198,16 +203,6 @@ def _run_in(study, cfg, inputs, out, resume, overwrite, command, dispatcher) -> 
     render(rundir)
     rundir.clear_checkpoints()
     return metrics
-
-
-def _device_used(cfg) -> str:
-    """Where the study's torch work ran (resolved here; a tcp:// cluster's workers resolve
-    ``auto`` themselves); studies without a ``device`` setting compute on the CPU."""
-    device = getattr(cfg, "device", None)
-    if device is None:
-        return "cpu"
-    resolved = checks.device(device, "device")
-    return str(resolved) if device == str(resolved) else f"{resolved} ({device})"
 
 
 def render(rundir) -> Path:

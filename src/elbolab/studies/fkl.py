@@ -178,7 +178,7 @@ def prepare(cfg: Config, data_root=None) -> dict:
 
 
 def _width_run(
-    cfg: Config, model: ConjugateGaussian, width: int, linearized: bool, test: tuple
+    cfg: Config, model: ConjugateGaussian, width: int, linearized: bool, test: tuple, rundir
 ) -> dict:
     device = checks.device(cfg.device, "device")  # here, in the unit: on its worker
     net = MLP(
@@ -213,6 +213,7 @@ def _width_run(
         if step % cfg.width_eval_every == 0 or step == cfg.width_steps:
             evaluate(step)
     drift = 0.0 if linearized else ntk_drift(k0, empirical_ntk(net, probe))
+    rundir.save_model(f"width_{width}_{'linearized' if linearized else 'network'}", q)
     return {
         "steps": np.array(steps),
         "nll_gap": np.array(gaps),
@@ -240,7 +241,7 @@ def _cluster_family(kind: str, model: ShiftedMixture):
 
 
 def _cluster_fit(
-    cfg: Config, model: ShiftedMixture, objective: str, kind: str, x_obs: torch.Tensor
+    cfg: Config, model: ShiftedMixture, objective: str, kind: str, x_obs: torch.Tensor, rundir
 ) -> dict:
     device = checks.device(cfg.device, "device")  # here, in the unit: on its worker
     x_obs = x_obs.to(device)
@@ -293,6 +294,7 @@ def _cluster_fit(
     ordered = (torch.diff(centres, dim=1) > 0).all(1)
     shift = mode[:, 0]
     recovered = ordered & ((shift - cfg.cluster_true_shift).abs() < cfg.cluster_shift_tol)
+    rundir.save_model(f"cluster_{objective}_{kind}", ens)
     return {
         "shift_mode": shift.cpu().numpy(),
         "centre_mode": centres.cpu().numpy(),
@@ -335,7 +337,7 @@ def _angle_error(a_deg, b_deg) -> np.ndarray:
     return np.minimum(d, 360.0 - d)
 
 
-def _rotated(cfg: Config, templates: torch.Tensor) -> dict:
+def _rotated(cfg: Config, templates: torch.Tensor, rundir) -> dict:
     device = checks.device(cfg.device, "device")  # here, in the unit: on its worker
     model = RotatedDigits(templates.to(device), cfg.rotated_sigma)
     gen = checks.torch_generator(cfg.seed + 3, "seed", device=device)
@@ -417,6 +419,7 @@ def _rotated(cfg: Config, templates: torch.Tensor) -> dict:
         if i % cfg.rotated_eval_every == 0 or i == cfg.rotated_fkl_steps:
             eval_fkl(i)
 
+    rundir.save_model("rotated_fkl", net)
     mode = float(_deg(grid[int(torch.argmax(log_p))].item()))
     return {
         "grid_deg": _deg(grid.cpu().numpy()),
@@ -452,7 +455,7 @@ def run(cfg: Config, inputs: dict, rundir):
     for w in cfg.width_widths:
         for lin in (False, True):
             key = f"width_{w}_{'linearized' if lin else 'network'}"
-            units[key] = partial(_width_run, cfg, gauss, w, lin, test)
+            units[key] = partial(_width_run, cfg, gauss, w, lin, test, rundir)
 
     # 2. Clustering.
     mix = ShiftedMixture()
@@ -462,11 +465,11 @@ def run(cfg: Config, inputs: dict, rundir):
     for kind in ("mean", "natural"):
         for objective in ("fkl", "elbo"):
             units[f"cluster_{objective}_{kind}"] = partial(
-                _cluster_fit, cfg, mix, objective, kind, x_obs
+                _cluster_fit, cfg, mix, objective, kind, x_obs, rundir
             )
 
     # 3. Rotated MNIST.
-    units["rotated"] = partial(_rotated, cfg, inputs["templates"])
+    units["rotated"] = partial(_rotated, cfg, inputs["templates"], rundir)
 
     done = rundir.cached_map(units, timings, desc="fkl units")
     width = {k: v for k, v in done.items() if k.startswith("width_")}

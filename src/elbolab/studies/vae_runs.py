@@ -98,7 +98,7 @@ def load(data_root=None, n_train: int | None = None, seed: int = 0) -> dict:
         for split in ("train", "valid", "test")
     }
     if n_train is not None:
-        keep = torch.randperm(len(data["train"]), generator=torch.Generator().manual_seed(seed))
+        keep = torch.randperm(len(data["train"]), generator=checks.torch_generator(seed))
         data["train"] = data["train"][keep[:n_train]]
     return data
 
