@@ -278,3 +278,31 @@ def test_a_run_records_the_device_it_resolved_to(tmp_path, tiny_data):
     assert sorted(p.name for p in (tmp_path / "run" / "models").iterdir()) == ["d2.pt"]
     # Resuming with "auto" on the same machine is the same run.
     studies.run_study(surgery, cfg, tmp_path / "run", data_root=tiny_data.root, resume=True)
+
+
+def test_the_gpu_loop_reading_losses_every_few_steps_gives_the_cpu_loop_numbers(monkeypatch):
+    # The buffered path a GPU takes, run on the CPU: the same history, and a NaN named at
+    # its minibatch.
+    from elbolab.models import trainer
+
+    x = torch.rand(70, 6).round()
+
+    def run(loss=elbo_loss):
+        model = VAE(6, 2, hidden=(4,), generator=0)
+        return train(model, loss, x, x, generator=1, epochs=3, batch_size=10, progress=False)
+
+    every_step = run()
+    monkeypatch.setattr(trainer, "_sync_every", lambda device: 3)
+    buffered = run()
+    assert buffered["train_loss"] == pytest.approx(every_step["train_loss"], rel=1e-12)
+    assert buffered["valid_loss"] == every_step["valid_loss"]
+
+    calls = []
+
+    def nan_at_five(model, xb, generator):
+        calls.append(1)
+        value = elbo_loss(model, xb, generator)
+        return value * float("nan") if len(calls) == 5 else value
+
+    with pytest.raises(NumericalError, match="epoch 0, minibatch 4"):
+        run(nan_at_five)

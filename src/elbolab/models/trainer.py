@@ -48,16 +48,26 @@ _FORMAT = 1
 _GPU_SYNC_EVERY = 50
 
 
+def _sync_every(device: torch.device) -> int:
+    """Minibatches between host reads of the losses: each one on the CPU, where a read
+    costs nothing, ``_GPU_SYNC_EVERY`` elsewhere."""
+    return 1 if device.type == "cpu" else _GPU_SYNC_EVERY
+
+
+def _nan_loss(value: float, epoch: int, batch: int, lr: float) -> NumericalError:
+    return NumericalError(
+        f"train: loss is {value} at epoch {epoch}, minibatch {batch}; lower lr (now {lr}) or "
+        "check the data"
+    )
+
+
 def _check_losses(losses: torch.Tensor, first: int, epoch: int, lr: float) -> None:
     """NumericalError naming the first minibatch whose loss is not finite; ``losses`` are
     those of minibatches ``first``, ``first + 1``, ... of this epoch."""
     bad = (~torch.isfinite(losses)).nonzero()
     if len(bad):
         i = int(bad[0])
-        raise NumericalError(
-            f"train: loss is {float(losses[i])} at epoch {epoch}, minibatch {first + i}; "
-            f"lower lr (now {lr}) or check the data"
-        )
+        raise _nan_loss(float(losses[i]), epoch, first + i, lr)
 
 
 def _data(a, name: str, width: int | None) -> torch.Tensor:
@@ -327,7 +337,7 @@ def train(
         resumed_from = 0
 
     start = len(hist["train_loss"])
-    sync_every = 1 if device.type == "cpu" else _GPU_SYNC_EVERY
+    sync_every = _sync_every(device)
     bar = progress_bar(
         total=epochs * n_batches,
         desc="train",
@@ -337,7 +347,7 @@ def train(
     )
     # On a GPU the objectives' own NaN checks would read the device back at every
     # minibatch; the loop checks its losses itself (the data were checked above).
-    with bar, checks.value_checks(device.type == "cpu"):
+    with bar, checks.value_checks(sync_every == 1):
         for epoch in range(start, epochs):
             if hist["stopped_early"]:
                 break
@@ -346,28 +356,34 @@ def train(
             beta = min(1.0, (epoch + 1) / kl_warmup) if kl_warmup else 1.0
             step_loss = functools.partial(loss_fn, beta=beta) if kl_warmup else loss_fn
             perm = torch.randperm(n, generator=gen, device=device)
-            losses = torch.zeros(n_batches, dtype=torch.float64, device=device)
-            checked = 0
+            # Losses are summed on the device and read back (progress, NaN check) every
+            # sync_every minibatches, before the step: on the CPU, after every minibatch,
+            # so a NaN loss never reaches the weights; on a GPU a few NaN steps may.
+            total = torch.zeros((), dtype=torch.float64, device=device)
+            unread = torch.zeros(min(sync_every, n_batches), dtype=torch.float64, device=device)
+            first = 0  # the first minibatch in `unread`
             for b in range(n_batches):
                 xb = train_data[perm[b * batch_size : (b + 1) * batch_size]]
                 loss = step_loss(model, xb, gen)
-                losses[b] = loss.detach()
-                if (b + 1) % sync_every == 0 or b + 1 == n_batches:
-                    # Before the step: on the CPU, read after every minibatch, a NaN loss
-                    # never reaches the weights; a GPU is read every _GPU_SYNC_EVERY
-                    # minibatches, so its weights may have taken a few NaN steps.
-                    _check_losses(losses[checked : b + 1], checked, epoch, lr)
-                    checked = b + 1
-                    bar.set_postfix(
-                        epoch=epoch,
-                        loss=f"{float(losses[: b + 1].sum()) / min(n, (b + 1) * batch_size):.3f}",
-                        refresh=False,
-                    )
+                if sync_every == 1:
+                    value = float(loss)
+                    if not math.isfinite(value):
+                        raise _nan_loss(value, epoch, b, lr)
+                    total += value
+                else:
+                    unread[b - first] = loss.detach()
+                    if b + 1 - first == sync_every or b + 1 == n_batches:
+                        _check_losses(unread[: b + 1 - first], first, epoch, lr)
+                        total += unread[: b + 1 - first].sum()
+                        first = b + 1
+                if (b + 1) % _GPU_SYNC_EVERY == 0 or b + 1 == n_batches:
+                    seen = min(n, (b + 1) * batch_size)
+                    bar.set_postfix(epoch=epoch, loss=f"{float(total) / seen:.3f}", refresh=False)
                 optimizer.zero_grad(set_to_none=True)
                 (loss / xb.shape[0]).backward()
                 optimizer.step()
                 bar.update(1)
-            train_loss = float(losses.sum()) / n
+            train_loss = float(total) / n
             hist["train_loss"].append(train_loss)
             if valid_data is not None:
                 monitored = _evaluate(model, loss_fn, valid_data, batch_size, valid_seed)

@@ -38,6 +38,7 @@ from torch.distributions import (
     MixtureSameFamily,
     MultivariateNormal,
     Normal,
+    register_kl,
 )
 
 from .. import checks
@@ -46,6 +47,7 @@ from ..errors import ConfigError
 __all__ = [
     "VAE",
     "DiagonalNormal",
+    "StandardNormal",
     "VampPriorDistribution",
     "rsample",
     "detached",
@@ -97,6 +99,28 @@ class DiagonalNormal(Independent):
     def sample(self, sample_shape=(), generator: torch.Generator | None = None):
         with torch.no_grad():
             return self.rsample(sample_shape, generator=generator)
+
+
+class StandardNormal(DiagonalNormal):
+    """N(0, I) over R^d: the standard-normal prior, a :class:`DiagonalNormal` whose KL
+    from a diagonal Gaussian has its own short closed form (registered below)."""
+
+    def __init__(self, d: int, like: torch.Tensor):
+        zeros = like.new_zeros(d)
+        super().__init__(zeros, torch.ones_like(zeros))
+
+    def expand(self, batch_shape, _instance=None):
+        shape = torch.Size(batch_shape) + self.event_shape
+        return DiagonalNormal(self.loc.expand(shape), self.scale.expand(shape))
+
+
+@register_kl(DiagonalNormal, StandardNormal)
+def _kl_diagonal_standard(q: DiagonalNormal, p: StandardNormal) -> torch.Tensor:
+    # KL(N(mu, diag s^2) || N(0, I)) = sum_j (mu_j^2 + s_j^2 - 1) / 2 - log s_j: the same
+    # value as torch's general Normal-Normal formula in fewer operations (it runs at
+    # every training step).
+    mu, s = q.loc, q.scale
+    return 0.5 * (mu.square() + s.square() - 1.0).sum(-1) - s.log().sum(-1)
 
 
 def rsample(dist: Distribution, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -375,14 +399,13 @@ class VAE(nn.Module):
         return DiagonalNormal(out, sigma)
 
     def prior(self) -> DiagonalNormal | VampPriorDistribution:
-        """p(z): N(0, I) (a :class:`DiagonalNormal`) or the VampPrior mixture.
+        """p(z): N(0, I) (a :class:`StandardNormal`) or the VampPrior mixture.
 
         The VampPrior is rebuilt from the current pseudo-inputs at each call, so call it
         once per step and keep the result (it is differentiable in u_k and phi).
         """
         if self.prior_kind == "normal":
-            zeros = self._anchor.new_zeros(self.latent_dim)
-            return DiagonalNormal(zeros, torch.ones_like(zeros))
+            return StandardNormal(self.latent_dim, self._anchor)
         q_u = self.encode(self.pseudo_inputs)
         return VampPriorDistribution(q_u.loc, q_u.scale)
 

@@ -48,10 +48,10 @@ def _to_model(model, x: torch.Tensor, name: str = "x") -> torch.Tensor:
     """A validated x (or a batch of it) in the model's floating dtype (uint8 MNIST
     included); ConfigError naming both devices if x is not on the model's device,
     DataError if the cast overflows (float64 data beyond the float32 range)."""
-    p = next(iter(model.parameters()), None)
+    p = next(model.parameters(), None)
     if p is not None:
         checks.same_device(name, x.device, "the model", p.device)
-    out = x.to(dtype=_model_dtype(model))
+    out = x.to(dtype=p.dtype if p is not None and p.is_floating_point() else _model_dtype(model))
     if out is not x and x.is_floating_point() and not bool(torch.isfinite(out).all()):
         raise DataError(f"{name} has values beyond the range of the model's dtype {out.dtype}")
     return out
