@@ -37,6 +37,7 @@ import torch
 
 from .. import checks
 from ..errors import ConfigError, DataError, NumericalError
+from ..files import atomic_write
 from ..progress import progress as progress_bar
 
 __all__ = ["train", "CHECKPOINT_NAME"]
@@ -138,19 +139,6 @@ def _load_checkpoint(path: Path) -> dict:
     if not isinstance(hist, dict) or any(k not in hist for k in keys):
         raise DataError("checkpoint history is incomplete", path)
     return st
-
-
-def _save_atomic(state: dict, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _clone_state(model: torch.nn.Module) -> dict:
@@ -427,7 +415,7 @@ def train(
                     "bad_epochs": bad,
                 }
                 if ckpt_path is not None:
-                    _save_atomic(state, ckpt_path)
+                    atomic_write(ckpt_path, functools.partial(torch.save, state))
                 else:
                     checkpoint(copy.deepcopy(state))
 
