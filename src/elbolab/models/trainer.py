@@ -354,7 +354,7 @@ def train(
                 xb = train_data[perm[b * batch_size : (b + 1) * batch_size]]
                 loss = step_loss(model, xb, gen)
                 if sync_every == 1:
-                    value = float(loss)
+                    value = float(loss.detach())
                     if not math.isfinite(value):
                         raise _nan_loss(value, epoch, b, lr)
                     total += value
