@@ -51,12 +51,13 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import sys
-import time
 
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling _timing.py
+from _timing import describe, timed  # noqa: E402
 
 SEED_MODEL = 0
 SEED_SAMPLES = 1
@@ -92,11 +93,6 @@ def parse_args(argv=None):
     if args.naive_rows is not None and args.naive_rows < 1:
         parser.error("need --naive-rows >= 1")
     return args
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def naive_log_likelihood(model, x, k: int, seed: int, rows: int) -> torch.Tensor:
@@ -157,23 +153,12 @@ def main(argv=None) -> int:
     n = min(n, x_all.shape[0])
     rows = args.naive_rows or (50_000 if device.type == "cuda" else 10_000)
     x = torch.from_numpy(x_all[:n]).to(device)  # uint8; both implementations cast per batch
-    where = (
-        torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
-    )
+    where = describe(device)
     print(
         f"test NLL, binarized MNIST test, n={n} images, k={args.k}, on {device}; "
         f"torch {torch.__version__}, {where}",
         flush=True,
     )
-
-    def timed(fn):
-        _sync(device)
-        t0 = time.perf_counter()
-        out = fn()
-        _sync(device)
-        return time.perf_counter() - t0, out
 
     report = {"device": str(device), "n": n, "k": args.k, "threads": torch.get_num_threads()}
     lines = []
@@ -192,11 +177,11 @@ def main(argv=None) -> int:
         t_ours, t_naive = [], []
         res = base = None
         for r in range(args.repeats):
-            t, res = timed(ours)
+            t, res = timed(ours, device)
             t_ours.append(t)
             print(f"  {kind}: elbolab run {r + 1}: {t:.2f} s", flush=True)
         for r in range(args.repeats):
-            t, base = timed(naive)
+            t, base = timed(naive, device)
             t_naive.append(t)
             print(f"  {kind}: straightforward run {r + 1}: {t:.2f} s", flush=True)
         diff = float((res["per_datum"] - base.cpu()).abs().max())

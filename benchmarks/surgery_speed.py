@@ -43,12 +43,13 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import sys
-import time
 
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling _timing.py
+from _timing import describe, timed  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -73,11 +74,6 @@ def make_posteriors(n: int, d: int, seed: int = 12345):
     mu = torch.randn(n, d, generator=g, dtype=torch.float64)
     std = 0.1 + 0.9 * torch.rand(n, d, generator=g, dtype=torch.float64)
     return mu, std
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def naive_log_qz(z: torch.Tensor, mu: torch.Tensor, std: torch.Tensor, chunk: int = 64):
@@ -106,30 +102,19 @@ def main(argv=None) -> int:
         return 2
     mu, std = make_posteriors(args.n, args.d)
     mu, std = mu.to(device), std.to(device)
-    where = (
-        torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
-    )
+    where = describe(device)
     print(
         f"ELBO surgery, N={args.n}, d={args.d}, 1 sample per point, float64, on {device}; "
         f"torch {torch.__version__}, {where}",
         flush=True,
     )
 
-    def timed(fn):
-        _sync(device)
-        t0 = time.perf_counter()
-        out = fn()
-        _sync(device)
-        return time.perf_counter() - t0, out
-
     if device.type == "cuda":  # warm-up: CUDA context, cuBLAS handles, kernels
         surgery(mu[:1000], std[:1000], generator=0, progress=False)
     times = []
     result = None
     for r in range(args.repeats):
-        t, result = timed(lambda: surgery(mu, std, generator=0, progress=False))
+        t, result = timed(lambda: surgery(mu, std, generator=0, progress=False), device)
         times.append(t)
         print(f"  elbolab run {r + 1}: {times[-1]:.2f} s", flush=True)
     ours = statistics.median(times)
@@ -144,7 +129,7 @@ def main(argv=None) -> int:
     naive_times = []
     naive_vals = None
     for r in range(args.repeats):
-        t, naive_vals = timed(lambda: naive_log_qz(z[:rows], mu, std))
+        t, naive_vals = timed(lambda: naive_log_qz(z[:rows], mu, std), device)
         naive_times.append(t)
         print(f"  straightforward run {r + 1}: {naive_times[-1]:.2f} s for {rows} rows", flush=True)
     naive_rows_time = statistics.median(naive_times)

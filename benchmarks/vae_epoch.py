@@ -54,7 +54,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -62,6 +61,9 @@ import time
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling _timing.py
+from _timing import device_name, sync  # noqa: E402
 
 DATA_DIM, LATENT, HIDDEN = 784, 20, (200, 200)
 BATCH_SIZE, LR = 100, 1e-3
@@ -102,24 +104,10 @@ def parse_args(argv=None):
 
 # ------------------------------------------------------------------------- helpers
 def resolve_device(name: str) -> torch.device:
-    """``torch.device(name)``, with a one-line error for CUDA where there is none."""
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"--device {name}: this torch ({torch.__version__}) sees no GPU")
-    return dev
+    """The device ``--device`` names (elbolab's rule: one line where CUDA is missing)."""
+    from elbolab import checks
 
-
-def sync(device: torch.device) -> None:
-    """Wait for the device's queued work (a no-op on the CPU)."""
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def device_name(device: torch.device) -> str:
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return platform.processor() or platform.machine()
+    return checks.device(name, "--device")
 
 
 def load_train(data_root=None, n_train: int = 50_000, seed: int = 0) -> torch.Tensor:
@@ -354,7 +342,13 @@ def main(argv=None) -> int:
     os.environ["ELBOLAB_NO_PROGRESS"] = "1"
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
+    from elbolab.errors import ConfigError
+
+    try:
+        device = resolve_device(args.device)
+    except ConfigError as exc:
+        print(f"vae_epoch: {exc}", file=sys.stderr)
+        return 2
     x = load_train(args.data, args.n_train, args.seed)
     print(
         f"VAE epoch 784-200-200-20 tanh, N={len(x)}, batch {BATCH_SIZE}, Adam lr {LR}; "
