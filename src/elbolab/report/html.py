@@ -123,6 +123,22 @@ def _cell(tag: str, v: Any) -> str:
     return f"<{tag}{cls}>{html.escape(format_value(v))}</{tag}>"
 
 
+def _table_html(header: Sequence[str], rows: Iterable[Sequence[Any]], caption: str) -> str:
+    header = list(header)
+    body = []
+    for i, row in enumerate(rows):
+        row = list(row)
+        if len(row) != len(header):
+            raise ValueError(f"table row {i} has {len(row)} cells, header has {len(header)}")
+        body.append("<tr>" + "".join(_cell("td", v) for v in row) + "</tr>")
+    cap = f"<caption>{html.escape(str(caption))}</caption>" if caption else ""
+    head = "<tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in header) + "</tr>"
+    return (
+        f'<div class="table-wrap"><table>{cap}<thead>{head}</thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
+
+
 class Report:
     """An HTML report built from blocks in order; :meth:`write` saves it atomically.
 
@@ -180,19 +196,15 @@ class Report:
         ValueError
             If a row's length differs from the header's.
         """
-        header = list(header)
-        body = []
-        for i, row in enumerate(rows):
-            row = list(row)
-            if len(row) != len(header):
-                raise ValueError(f"table row {i} has {len(row)} cells, header has {len(header)}")
-            body.append("<tr>" + "".join(_cell("td", v) for v in row) + "</tr>")
-        cap = f"<caption>{html.escape(str(caption))}</caption>" if caption else ""
-        head = "<tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in header) + "</tr>"
-        self._blocks.append(
-            f'<div class="table-wrap"><table>{cap}<thead>{head}</thead>'
-            f"<tbody>{''.join(body)}</tbody></table></div>"
-        )
+        self._blocks.append(_table_html(header, rows, caption))
+        return self
+
+    def opening_table(
+        self, header: Sequence[str], rows: Iterable[Sequence[Any]], caption: str = ""
+    ) -> Report:
+        """A table under its own "Claims" heading placed before every other block, so it
+        opens the page whenever it is added (the claims table of a study's report)."""
+        self._blocks[:0] = ["<h2>Claims</h2>", _table_html(header, rows, caption)]
         return self
 
     def metrics(self, d: Mapping, caption: str = "") -> Report:

@@ -10,7 +10,10 @@ A study is a module with
   run directory is touched, so bad input writes nothing,
 - ``run(cfg, inputs, rundir) -> (metrics, arrays)``: the computation, checkpointing
   its long loops through ``rundir``,
-- ``render(rundir) -> Report``: figures and report from the saved results only.
+- ``render(rundir) -> Report``: figures and report from the saved results only,
+- ``claims(cfg, metrics) -> list[Claim]``: the papers' claims against this run's
+  numbers (:mod:`elbolab.studies.claims`); stored in ``metrics.json`` under ``claims``
+  and shown as the table that opens the report.
 
 :func:`run_study` writes ``config.json`` first, then ``arrays.npz``, then
 ``metrics.json`` (with version, seed and timings) and last ``report.html``; every
@@ -30,7 +33,7 @@ from pathlib import Path
 
 from .. import __version__, checks
 from ..errors import ConfigError, ElbolabError
-from . import fkl, landscape, lda, linear, surgery, zoo
+from . import claims, fkl, landscape, lda, linear, surgery, zoo
 
 STUDIES: dict[str, types.ModuleType] = {
     m.NAME: m for m in (lda, landscape, linear, surgery, zoo, fkl)
@@ -188,6 +191,8 @@ def _run_in(study, cfg, inputs, out, resume, overwrite, command, dispatcher) -> 
 
     started = time.perf_counter()
     metrics, arrays = study.run(cfg, inputs, rundir)
+    # TRANSITION (removed before commit): studies gain claims() one by one.
+    claim_rows = claims.as_rows(study.claims(cfg, metrics)) if hasattr(study, "claims") else []
     metrics = {
         "study": study.NAME,
         "version": __version__,
@@ -197,6 +202,7 @@ def _run_in(study, cfg, inputs, out, resume, overwrite, command, dispatcher) -> 
         "device": getattr(cfg, "device", "cpu"),
         "timings": {"total_seconds": time.perf_counter() - started, **metrics.pop("timings", {})},
         **metrics,
+        "claims": claim_rows,
     }
     rundir.save_arrays(arrays)
     rundir.write_json("metrics.json", metrics)
@@ -216,6 +222,7 @@ def render(rundir) -> Path:
     record = rundir.read_json("config.json")
     metrics = rundir.read_json("metrics.json")
     report = get(record["study"]).render(rundir)
+    claims.add_table(report, metrics.get("claims", []))  # [] for runs made before claims
     # Every report ends with what produced it.
     report.heading("Settings")
     report.code(record.get("command") or "")
