@@ -30,12 +30,15 @@ from .plane import (
     random_gaussian_directions,
     random_sign_directions,
 )
+from .polish import Baseline, Polished, polish, restart_baseline
 
 __all__ = [
+    "Baseline",
     "LDAObjective",
     "Flattener",
     "PathResult",
     "Plane",
+    "Polished",
     "align",
     "apply_permutation",
     "autoneb",
@@ -54,7 +57,9 @@ __all__ = [
     "permute_params",
     "plane_grid",
     "plane_through",
+    "polish",
     "project",
     "random_gaussian_directions",
     "random_sign_directions",
+    "restart_baseline",
 ]
