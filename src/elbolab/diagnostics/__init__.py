@@ -2,12 +2,13 @@
 
 from .collapse import active_units, collapse_curve, collapsed_fraction, kl_per_dimension
 from .likelihood import log_likelihood
-from .surgery import log_aggregate_posterior, surgery, surgery_model
+from .surgery import dirichlet_surgery, log_aggregate_posterior, surgery, surgery_model
 
 __all__ = [
     "active_units",
     "collapse_curve",
     "collapsed_fraction",
+    "dirichlet_surgery",
     "kl_per_dimension",
     "log_aggregate_posterior",
     "log_likelihood",
