@@ -133,10 +133,75 @@ def test_report_has_every_figure(smoke_run):
         "heldout_along_path",
         "sweeps",
         "sweep_topics",
+        "polish",
     )
     for name in names:
         assert (out / "figures" / f"{name}.png").is_file()
     assert html.count("data:image/png;base64") == len(names)
+
+
+def test_polish_records_follow_from_the_pairs_and_paths(smoke_run):
+    _, m = smoke_run
+    cfg = landscape.PRESETS["smoke"]
+    pol = m["polish"]
+    rows = pol["pairs"]
+    assert len(rows) == cfg.polish_pairs
+    # The chosen pair comes first, every pair once, a the higher maximum of its pair.
+    ends = m["endpoints"]
+    assert (rows[0]["a"], rows[0]["b"]) == (ends["a"], ends["b"])
+    assert len({frozenset((r["a"], r["b"])) for r in rows}) == len(rows)
+    at_fit = ends["profile_elbo_restarts"]
+    for r in rows:
+        p, base = r["polished"], r["baseline"]
+        assert at_fit[r["a"]] >= at_fit[r["b"]]
+        assert p["elbo_a"] == pytest.approx(at_fit[r["a"]], rel=1e-10)
+        assert p["elbo_b"] == pytest.approx(at_fit[r["b"]], rel=1e-10)
+        # The baseline spends exactly the polish's CAVI iterations.
+        assert sum(base["n_iters"]) == p["n_iter"]
+        assert base["elbo"] == max(base["elbos"])
+        # CAVI does not go down from where it started (up to the E-step tolerance).
+        assert p["elbo"] >= p["elbo_start"] - 1e-6 * abs(p["elbo_start"])
+        assert p["gain"] == pytest.approx(p["elbo"] - max(p["elbo_a"], p["elbo_b"]))
+        near = min(p["distance_a"], p["distance_b"])
+        assert (p["identity"] == "new") == (near > pol["same_max"])
+    # Pair 0 is polished from the NEB path above; its first point is that path's peak,
+    # and in profile mode the path's own value there is the starting profile ELBO.
+    assert pol["paths"]["neb_profile"]["elbo"] == rows[0]["polished"]["elbo"]
+    for name in ("neb_profile", "autoneb", "bezier"):
+        path = pol["paths"][name]
+        assert path["elbo_start"] == pytest.approx(path["peak_value"], rel=1e-9), name
+    # Full mode: the profile ELBO re-optimizes gamma and phi, so it is not lower.
+    full = pol["paths"]["neb_full"]
+    assert full["elbo_start"] >= full["peak_value"] - 1e-9 * abs(full["peak_value"])
+    n_new = sum(r["polished"]["identity"] == "new" and r["polished"]["gain"] > 0 for r in rows)
+    assert pol["n_new_above_both"] == n_new
+    # The claims table's verdicts come from these numbers.
+    verdicts = [c["verdict"] for c in m["claims"]]
+    assert len(verdicts) == 3
+    removed = m["barrier_removed_fraction"]
+    assert (verdicts[1] == "holds") == (min(removed.values()) >= 0.95)
+
+
+def test_peak_point_is_the_highest_dense_point():
+    from elbolab.landscape import bezier, neb
+
+    # A quadratic hill off the straight line between a and b: NEB and Bezier bend toward
+    # it, and their highest point lies strictly inside the path.
+    c = torch.tensor([0.3, 1.0], dtype=torch.float64)
+
+    def f(x):
+        return -((x - c) ** 2).sum(-1)
+
+    a = torch.tensor([-1.0, 0.0], dtype=torch.float64)
+    b = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    for result in (
+        neb(f, a, b, n_pivots=5, steps=5, lr=0.05, climbing=False),
+        bezier(f, a, b, degree=2, steps=5, lr=0.05, n_t=4, n_pivots=5),
+    ):
+        i = int(result.dense_values.argmax())
+        assert 0 < i < result.dense_values.shape[0] - 1
+        point = landscape._peak_point(result)
+        assert f(point).item() == pytest.approx(result.dense_values.max().item(), rel=1e-12)
 
 
 def test_a_local_cluster_gives_the_serial_numbers(smoke_runs, real_data, tmp_path):
