@@ -1,6 +1,7 @@
 """The ``lda`` study: its helpers, and the smoke preset end to end on a tiny corpus drawn
 from known topics and on the AP mirror."""
 
+import math
 from types import SimpleNamespace
 
 import numpy as np
@@ -9,7 +10,8 @@ import pytest
 from elbolab.data import load_ap
 from elbolab.landscape import align, distance_matrix
 from elbolab.studies import lda
-from elbolab.studies.lda import restart_histories
+from elbolab.studies.claims import HOLDS, NOT_AT_THIS_BUDGET, PARTLY
+from elbolab.studies.lda import largest_drop, restart_histories
 
 
 def test_restarts_that_stop_early_keep_their_final_value():
@@ -25,6 +27,66 @@ def test_restarts_that_stop_early_keep_their_final_value():
     assert h.shape == (4, 2)
     assert h[:, 0].tolist() == [1.0, 2.0, 3.0, 4.0]
     assert h[:, 1].tolist() == [1.5, 2.5, 2.5, 2.5]
+
+
+def test_largest_drop_over_all_restarts():
+    history = np.array([[1.0, 5.0], [2.0, 4.5], [1.75, 6.0]])
+    assert largest_drop(history) == 0.5
+    assert largest_drop(np.array([[1.0, 2.0], [1.0, 3.0]])) == 0.0
+    assert largest_drop(np.array([[1.0, 2.0]])) == 0.0
+
+
+def _metrics(perplexities, marginal, se=0.05, average=8.0, sklearn_rel=0.0, drop=0.0):
+    """A metrics dict as ``run`` returns it, with the numbers the claims read."""
+    per_k = {}
+    for i, (k, ppl) in enumerate(zip((5, 10), perplexities, strict=True)):
+        elbo = -1000.0 - i
+        per_k[str(k)] = {
+            "elbo_best": elbo,
+            "elbo_per_token_best": elbo / 100,
+            "sklearn_elbo_best": None if sklearn_rel is None else elbo * (1 + sklearn_rel),
+            "elbo_largest_drop": drop,
+            "elbo_spread": 1.0,
+            "n_iter": 50,
+            "completion": {"perplexity": ppl},
+            "surgery": {
+                "average_kl": average,
+                "mutual_info": average - marginal,
+                "marginal_kl": marginal,
+                "se_marginal_kl": se,
+                "log_n": math.log(2000),
+            },
+        }
+    return {"data": {"n_train_tokens": 100}, "per_k": per_k}
+
+
+def _verdicts(metrics):
+    return [c.verdict for c in lda.claims(lda.Config(topics=(5, 10)), metrics)]
+
+
+def test_claims_follow_the_measured_numbers():
+    # sklearn agrees, no drop, restarts apart and converged, perplexity falls, big marginal KL.
+    assert _verdicts(_metrics([900.0, 800.0], marginal=4.0)) == [HOLDS] * 5
+    got = _verdicts(_metrics([900.0, 950.0], marginal=0.3, sklearn_rel=1e-6, drop=1.0))
+    assert got == [
+        NOT_AT_THIS_BUDGET,
+        NOT_AT_THIS_BUDGET,
+        HOLDS,
+        NOT_AT_THIS_BUDGET,
+        NOT_AT_THIS_BUDGET,
+    ]
+    # The marginal KL must clear one nat by 4 standard errors, and 10% of the average KL.
+    assert _verdicts(_metrics([900.0, 800.0], marginal=1.1, se=0.05))[4] == NOT_AT_THIS_BUDGET
+    assert _verdicts(_metrics([900.0, 800.0], marginal=1.5, average=20.0))[4] == NOT_AT_THIS_BUDGET
+    m = _metrics([900.0, 800.0], marginal=4.0)
+    m["per_k"]["10"]["surgery"]["marginal_kl"] = 0.2
+    assert _verdicts(m)[4] == PARTLY
+    no_sklearn = lda.claims(lda.Config(topics=(5, 10)), _metrics([9.0, 8.0], 4.0, sklearn_rel=None))
+    assert no_sklearn[0].verdict == NOT_AT_THIS_BUDGET
+    assert "not installed" in no_sklearn[0].measured
+    # One restart cannot show separate optima.
+    one = lda.claims(lda.Config(topics=(5, 10), restarts=1), _metrics([9.0, 8.0], 4.0))
+    assert one[2].verdict == NOT_AT_THIS_BUDGET
 
 
 # --------------------------------------------------------------------- the study end to end
@@ -75,6 +137,19 @@ def test_metrics_are_finite_and_consistent(smoke_run, assert_finite):
         assert c["per_token"] == pytest.approx(c["log_likelihood"] / c["n_tokens"])
         assert c["log_likelihood"] < 0
         assert c["perplexity"] == pytest.approx(np.exp(-c["per_token"]))
+        assert r["elbo_largest_drop"] == largest_drop(history) == 0.0
+        if r["sklearn_elbo_best"] is not None:
+            assert r["sklearn_elbo_best"] == pytest.approx(r["elbo_best"], rel=1e-9)
+        # ELBO surgery of the training documents' posteriors, nats per document.
+        s = r["surgery"]
+        assert s["n"] == d["n_train_docs"] and s["n_samples"] == cfg.surgery_samples
+        assert s["log_n"] == pytest.approx(math.log(d["n_train_docs"]))
+        assert 0 < s["mutual_info"] <= s["log_n"]
+        assert s["average_kl_mc"] == pytest.approx(s["mutual_info"] + s["marginal_kl"], abs=1e-9)
+        assert abs(s["average_kl"] - s["average_kl_mc"]) < 5 * s["se_average_kl_mc"]
+        assert s["marginal_kl"] > 0
+    rows = m["claims"]
+    assert [row["claim"] for row in rows] == [c.claim for c in lda.claims(cfg, m)]
 
 
 def test_report_has_every_figure(smoke_run):
@@ -86,6 +161,10 @@ def test_report_has_every_figure(smoke_run):
     assert html.count("data:image/png;base64") == len(names)
     for words in m["per_k"]["3"]["top_words"]:
         assert " ".join(words) in html
+    assert "document-topic posteriors, nats per training document" in html
+    assert f"{m['per_k']['3']['surgery']['marginal_kl']:.3f}" in html
+    for row in m["claims"]:
+        assert row["verdict"] in html
 
 
 def test_recovers_the_topics_the_corpus_was_drawn_from(smoke_runs, tiny_data):
