@@ -50,7 +50,9 @@ posteriors q(theta | d) = Dir(gamma_d) on the simplex against a Dirichlet prior 
 document-topic proportions), with the same estimators, result keys and ``gap``
 convention; the average KL there is always the closed form. Densities are with respect
 to Lebesgue measure on the first K-1 coordinates, the same for every term, so the KLs
-are those of the distributions.
+are those of the distributions. It runs on the CPU (numpy draws the gamma variates: torch's
+gamma sampler takes no generator); AP's 2,246 documents, K = 10, S = 10 took ~1.4 s on one
+thread of a busy machine.
 
 Device. Everything runs where ``mu`` is (std, z, own and the prior must be there too,
 and a generator given as a ``torch.Generator``; an integer seed makes one there). The
