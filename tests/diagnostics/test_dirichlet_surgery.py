@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import integrate, special, stats
 
-from elbolab.diagnostics import dirichlet_surgery
+from elbolab.diagnostics import best_dirichlet_prior, dirichlet_surgery
 from elbolab.diagnostics.surgery import _dirichlet_kl, _log_dirichlet_sample
 from elbolab.errors import ConfigError
 
@@ -151,3 +151,34 @@ def test_blocks_do_not_change_the_result():
 def test_bad_input_names_the_argument(gamma, alpha, kwargs, name):
     with pytest.raises(ConfigError, match=name):
         dirichlet_surgery(gamma, alpha, **kwargs)
+
+
+def test_best_dirichlet_prior_of_one_repeated_posterior_is_that_posterior():
+    g = np.array([0.3, 2.0, 5.0, 0.04])
+    np.testing.assert_allclose(best_dirichlet_prior(np.tile(g, (5, 1))), g, rtol=1e-9)
+
+
+def test_best_dirichlet_prior_minimizes_the_average_and_marginal_kl():
+    rng = np.random.default_rng(4)
+    gamma = rng.gamma(0.4, 10.0, size=(300, 4)) + 0.05
+    best = best_dirichlet_prior(gamma)
+    # Stationary: the gradient digamma(sum alpha) - digamma(alpha_k) + s_k vanishes.
+    s = (special.digamma(gamma) - special.digamma(gamma.sum(1, keepdims=True))).mean(0)
+    grad = special.digamma(best.sum()) - special.digamma(best) + s
+    np.testing.assert_allclose(grad, 0.0, atol=1e-9)
+    kl = _dirichlet_kl(gamma, best).mean()
+    for step in (np.full(4, 1.05), np.array([1.0, 0.97, 1.0, 1.02]), np.full(4, 0.9)):
+        assert kl < _dirichlet_kl(gamma, best * step).mean()
+    # The mutual information is the prior's no matter which: the marginal KL falls by
+    # exactly what the average KL falls (same draws).
+    sym = dirichlet_surgery(gamma, 0.5, samples_per_doc=5, seed=1)
+    fit = dirichlet_surgery(gamma, best, samples_per_doc=5, seed=1)
+    assert fit["mutual_info"] == sym["mutual_info"]
+    drop = sym["average_kl_mc"] - fit["average_kl_mc"]
+    assert sym["marginal_kl"] - fit["marginal_kl"] == pytest.approx(drop, abs=1e-10)
+    assert sym["average_kl"] - fit["average_kl"] > 0
+
+
+def test_best_dirichlet_prior_refuses_bad_gamma():
+    with pytest.raises(ConfigError, match="gamma"):
+        best_dirichlet_prior(np.array([[1.0, 0.0]]))

@@ -36,7 +36,9 @@ def test_largest_drop_over_all_restarts():
     assert largest_drop(np.array([[1.0, 2.0]])) == 0.0
 
 
-def _metrics(perplexities, marginal, se=0.05, average=8.0, sklearn_rel=0.0, drop=0.0):
+def _metrics(
+    perplexities, marginal, se=0.05, average=8.0, sklearn_rel=0.0, drop=0.0, best_marginal=3.0
+):
     """A metrics dict as ``run`` returns it, with the numbers the claims read."""
     per_k = {}
     for i, (k, ppl) in enumerate(zip((5, 10), perplexities, strict=True)):
@@ -56,6 +58,7 @@ def _metrics(perplexities, marginal, se=0.05, average=8.0, sklearn_rel=0.0, drop
                 "se_marginal_kl": se,
                 "log_n": math.log(2000),
             },
+            "surgery_best_prior": {"marginal_kl": best_marginal, "se_marginal_kl": se},
         }
     return {"data": {"n_train_tokens": 100}, "per_k": per_k}
 
@@ -81,6 +84,8 @@ def test_claims_follow_the_measured_numbers():
     m = _metrics([900.0, 800.0], marginal=4.0)
     m["per_k"]["10"]["surgery"]["marginal_kl"] = 0.2
     assert _verdicts(m)[4] == PARTLY
+    # A Dirichlet prior fitted to the posteriors removing the mismatch: only partly.
+    assert _verdicts(_metrics([900.0, 800.0], marginal=4.0, best_marginal=0.5))[4] == PARTLY
     no_sklearn = lda.claims(lda.Config(topics=(5, 10)), _metrics([9.0, 8.0], 4.0, sklearn_rel=None))
     assert no_sklearn[0].verdict == NOT_AT_THIS_BUDGET
     assert "not installed" in no_sklearn[0].measured
@@ -148,6 +153,13 @@ def test_metrics_are_finite_and_consistent(smoke_run, assert_finite):
         assert s["average_kl_mc"] == pytest.approx(s["mutual_info"] + s["marginal_kl"], abs=1e-9)
         assert abs(s["average_kl"] - s["average_kl_mc"]) < 5 * s["se_average_kl_mc"]
         assert s["marginal_kl"] > 0
+        # The closest Dirichlet prior: same draws and MI, average and marginal KL no larger.
+        b = r["surgery_best_prior"]
+        assert len(b["alpha"]) == k and b["mutual_info"] == s["mutual_info"]
+        assert b["average_kl"] <= s["average_kl"]
+        assert b["marginal_kl"] == pytest.approx(
+            s["marginal_kl"] - (s["average_kl_mc"] - b["average_kl_mc"]), abs=1e-9
+        )
     rows = m["claims"]
     assert [row["claim"] for row in rows] == [c.claim for c in lda.claims(cfg, m)]
 

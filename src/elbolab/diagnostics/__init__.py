@@ -2,10 +2,17 @@
 
 from .collapse import active_units, collapse_curve, collapsed_fraction, kl_per_dimension
 from .likelihood import log_likelihood
-from .surgery import dirichlet_surgery, log_aggregate_posterior, surgery, surgery_model
+from .surgery import (
+    best_dirichlet_prior,
+    dirichlet_surgery,
+    log_aggregate_posterior,
+    surgery,
+    surgery_model,
+)
 
 __all__ = [
     "active_units",
+    "best_dirichlet_prior",
     "collapse_curve",
     "collapsed_fraction",
     "dirichlet_surgery",
