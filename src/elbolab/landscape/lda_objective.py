@@ -53,7 +53,7 @@ unconstrained coordinates so that no step leaves the domain::
 
 with phi_dw = softmax(logits_dw) over the K topics at each non-zero (d, w) of the
 count matrix (CSR order: documents in order, words ascending within a document). The
-value is the ELBO with explicit phi, in pure torch, differentiated by autograd::
+value is the ELBO with explicit phi::
 
     sum_{d,w} n_dw sum_k phi_dwk (E[log theta_dk] + E[log beta_kw] - log phi_dwk)
     + sum_d (E[log p(theta_d | alpha)] - E[log q(theta_d | gamma_d)])
@@ -61,10 +61,15 @@ value is the ELBO with explicit phi, in pure torch, differentiated by autograd::
 
 At the optimal phi (``to_vector`` puts it there unless given another) this equals the
 closed-form bound of :func:`elbolab.models.lda.elbo` for the same (gamma, lambda).
-Memory is O(P nnz K): batches larger than ``max_chunk_elements`` are evaluated a few
-pivots at a time, each chunk's gradient taken right after its forward pass so that
-only one chunk's graph is alive (higher-order derivatives are then unavailable; a batch
-that fits in one chunk keeps an ordinary autograd graph).
+Value and gradient come from one compiled pass over the non-zeros with the closed-form
+gradient of :mod:`elbolab.models._lda_full_kernels` (once differentiable).
+``full_gradient="autograd"`` keeps the former implementation, the same ELBO in torch
+differentiated by autograd, as the reference the closed form is tested and timed
+against (``benchmarks/landscape_neb_speed.py``). Memory of the autograd path is O(P nnz K) per
+intermediate: batches larger than ``max_chunk_elements`` are evaluated a few pivots at
+a time, each chunk's gradient taken right after its forward pass (higher-order
+derivatives are then unavailable; a batch that fits in one chunk keeps an ordinary
+autograd graph).
 
 Examples
 --------
@@ -93,6 +98,7 @@ import torch
 
 from .. import checks
 from ..errors import ConfigError, DataError, NumericalError
+from ..models import _lda_full_kernels as full_kernels
 from ..models import _lda_kernels as kernels
 from ..models.lda import _as_csr, _dirichlet_kl_term, dirichlet_expectation
 from .flat import Flattener
@@ -100,16 +106,22 @@ from .flat import Flattener
 __all__ = ["LDAObjective"]
 
 _MODES = ("profile", "full")
+_FULL_GRADIENTS = ("closed_form", "autograd")
+# Full mode sums the topic statistics in this many blocks of documents per pivot: jobs for
+# several threads even when a call has one pivot. Fixed (not chosen from the batch size or
+# the thread count) so that a row's value and gradient do not depend on its batch.
+_FULL_BLOCKS = 4
 
 
 # --------------------------------------------------------------------------- kernels
 @nb.njit(parallel=True, cache=True, error_model="numpy")
-def _topic_terms(lam, eta, exp_elog_beta):
-    """From lambda (P, K, V): exp(E[log beta]) word-major (P, V, K) and the topic terms.
+def _topic_terms(lam, eta, elog_beta, exponentiate):
+    """From lambda (P, K, V): E[log beta] word-major (P, V, K) and the topic terms.
 
-    Writes ``exp_elog_beta[p, w, k] = exp(psi(lam_pkw) - psi(sum_w lam_pkw))`` and
-    returns (P,) ``E[log p(beta | eta)] - E[log q(beta | lambda)]`` summed over topics,
-    with the symmetric Dirichlet's normalizer (as ``elbolab.models.lda._topics``).
+    Writes ``elog_beta[p, w, k] = psi(lam_pkw) - psi(sum_w lam_pkw)``, exponentiated if
+    ``exponentiate`` (what the E-step reads), and returns (P,)
+    ``E[log p(beta | eta)] - E[log q(beta | lambda)]`` summed over topics, with the
+    symmetric Dirichlet's normalizer (as ``elbolab.models.lda._topics``).
     """
     n_piv, n_topics, n_words = lam.shape
     per_topic = np.zeros((n_piv, n_topics))
@@ -123,7 +135,7 @@ def _topic_terms(lam, eta, exp_elog_beta):
         acc = norm - math.lgamma(total)
         for w in range(n_words):
             e = kernels.digamma(row[w]) - psi_total
-            exp_elog_beta[p, w, k] = math.exp(e)
+            elog_beta[p, w, k] = math.exp(e) if exponentiate else e
             acc += (eta - row[w]) * e + math.lgamma(row[w])
         per_topic[p, k] = acc
     return per_topic.sum(1)
@@ -166,35 +178,6 @@ def _sufficient_stats(col_ptr, col_docs, col_pos, ratio, gamma, exp_elog_beta, o
             out[p, k, w] = exp_elog_beta[p, w, k] * acc[k]
 
 
-@nb.njit(cache=True, inline="always", error_model="numpy")
-def _trigamma(x: float) -> float:
-    """psi1(x) = d psi / dx for x > 0: recurrence up to x >= 10, then the asymptotic series.
-
-    psi1(x) = psi1(x + 1) + 1 / x^2, and for large x
-    psi1(x) ~ 1/x + 1/(2 x^2) + sum_j B_2j / x^(2j+1) (Bernoulli numbers B_2j), cut after
-    the x^-15 term; the next one, -3617 / (510 x^17), is below 1e-16 at x = 10.
-    """
-    result = 0.0
-    while x < 10.0:
-        result += 1.0 / (x * x)
-        x += 1.0
-    inv = 1.0 / x
-    inv2 = inv * inv
-    series = inv2 * (
-        1.0 / 6
-        - inv2
-        * (
-            1.0 / 30
-            - inv2
-            * (
-                1.0 / 42
-                - inv2 * (1.0 / 30 - inv2 * (5.0 / 66 - inv2 * (691.0 / 2730 - inv2 * 7.0 / 6)))
-            )
-        )
-    )
-    return result + inv + 0.5 * inv2 + inv * series
-
-
 @nb.njit(parallel=True, cache=True, error_model="numpy")
 def _envelope_gradient(lam, eta, grad):
     """d profile ELBO / d log lambda, in place of the statistics s in ``grad`` (P, K, V).
@@ -212,9 +195,9 @@ def _envelope_gradient(lam, eta, grad):
         for w in range(n_words):
             out[w] = eta + out[w] - row[w]  # now r_kw
             resid_sum += out[w]
-        shared = _trigamma(row.sum()) * resid_sum
+        shared = kernels.trigamma(row.sum()) * resid_sum
         for w in range(n_words):
-            out[w] = row[w] * (_trigamma(row[w]) * out[w] - shared)
+            out[w] = row[w] * (kernels.trigamma(row[w]) * out[w] - shared)
 
 
 @nb.njit(parallel=True, cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
@@ -283,7 +266,7 @@ class LDAObjective:
     mode : {"profile", "full"}
         ``"profile"``: x = log lambda, local parameters optimized by the E-step at every
         evaluation, envelope-theorem gradient. ``"full"``: x = (log lambda, log gamma,
-        phi logits), pure-torch ELBO, autograd gradient. See the module docstring.
+        phi logits), closed-form gradient. See the module docstring.
     e_step_tol : float
         A document's E-step stops when the mean absolute change of its gamma is below
         this (as ``LDA``); used by the profile mode, by ``to_vector`` of the full mode
@@ -298,6 +281,9 @@ class LDAObjective:
         Profile mode only: start the E-step from the previous call's gammas (of the
         nearest previous pivot) rather than afresh. Faster, but history-dependent and
         possibly at other per-document local optima; see the module docstring.
+    full_gradient : {"closed_form", "autograd"}
+        Full mode only: the compiled value and closed-form gradient (default), or the
+        pure-torch ELBO differentiated by autograd (slower; the reference).
 
     Attributes
     ----------
@@ -306,7 +292,8 @@ class LDAObjective:
         ``logits`` (nnz, K).
     n : int
         Length of a vector.
-    mode, n_topics, alpha, eta, e_step_tol, max_e_step_iter, warm_start : as given.
+    mode, n_topics, alpha, eta, e_step_tol, max_e_step_iter, warm_start, full_gradient :
+        as given.
     X : scipy.sparse.csr_matrix (D, V)
         The counts as used: float64, duplicates summed, indices sorted.
     n_docs, n_words, nnz, n_tokens : int
@@ -328,9 +315,16 @@ class LDAObjective:
         max_e_step_iter: int = 100,
         max_chunk_elements: int = 2**24,
         warm_start: bool = False,
+        full_gradient: str = "closed_form",
     ):
         if mode not in _MODES:
             raise ConfigError(f"mode must be one of {_MODES}, got {mode!r}")
+        if full_gradient not in _FULL_GRADIENTS:
+            raise ConfigError(
+                f"full_gradient must be one of {_FULL_GRADIENTS}, got {full_gradient!r}"
+            )
+        if full_gradient != "closed_form" and mode != "full":
+            raise ConfigError("full_gradient applies to mode='full' only")
         n_topics = checks.integer(n_topics, "n_topics", 1)
         alpha = checks.concentration(alpha, "alpha")
         eta = checks.concentration(eta, "eta")
@@ -350,6 +344,7 @@ class LDAObjective:
         if warm_start and mode != "profile":
             raise ConfigError("warm_start applies to mode='profile' only")
         self.warm_start = warm_start
+        self.full_gradient = full_gradient
         self.n_docs, self.n_words = X.shape
         self.nnz = int(X.nnz)
         self.n_tokens = int(X.data.sum())
@@ -521,7 +516,7 @@ class LDAObjective:
 
     def _topics(self, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         beta = np.empty((lam.shape[0], self.n_words, self.n_topics))
-        term = _topic_terms(np.ascontiguousarray(lam), self.eta, beta)
+        term = _topic_terms(np.ascontiguousarray(lam), self.eta, beta, True)
         return beta, term
 
     def _e_step(self, X: sp.csr_matrix, beta: np.ndarray, start=None) -> np.ndarray:
@@ -652,7 +647,49 @@ class LDAObjective:
             out = _Precomputed.apply(x, out, grad.to(device=x.device, dtype=x.dtype))
         return out
 
+    def _full_numpy(self, xn: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        """Full-mode ELBO (P,) at flat vectors xn (P, n); its gradient into grad (P, n).
+
+        Compiled, with the closed-form gradient of :mod:`elbolab.models._lda_full_kernels`.
+        """
+        k, v, n_piv = self.n_topics, self.n_words, xn.shape[0]
+        lam = np.exp(xn[:, : k * v]).reshape(n_piv, k, v)
+        elog_beta = np.empty((n_piv, v, k))
+        topic_term = _topic_terms(lam, self.eta, elog_beta, False)
+        stats = np.empty((n_piv, _FULL_BLOCKS, v, k))
+        X = self.X
+        docs = full_kernels.full_terms(
+            X.indptr,
+            X.indices,
+            X.data,
+            elog_beta,
+            xn,
+            k * v,
+            k * v + self.n_docs * k,
+            self.alpha,
+            grad,
+            stats,
+        )
+        stats = np.ascontiguousarray(stats.sum(1).transpose(0, 2, 1))
+        _envelope_gradient(lam, self.eta, stats)  # the statistics become d/d log lambda
+        grad[:, : k * v] = stats.reshape(n_piv, k * v)
+        return docs.sum(1) + topic_term
+
     def _full_call(self, x: torch.Tensor, need_grad: bool) -> torch.Tensor:
+        if self.full_gradient == "autograd":
+            return self._full_autograd_call(x, need_grad)
+        xn = np.ascontiguousarray(x.detach().to("cpu", torch.float64).numpy())
+        grad = np.empty_like(xn)
+        values = np.empty(xn.shape[0])
+        for c in self._chunks(xn.shape[0]):
+            values[c] = self._full_numpy(xn[c], grad[c])
+        out = torch.from_numpy(values).to(device=x.device, dtype=x.dtype)
+        if need_grad:
+            grad_t = torch.from_numpy(grad).to(device=x.device, dtype=x.dtype)
+            out = _Precomputed.apply(x, out, grad_t)
+        return out
+
+    def _full_autograd_call(self, x: torch.Tensor, need_grad: bool) -> torch.Tensor:
         chunks = self._chunks(x.shape[0])
         if not need_grad:
             with torch.no_grad():
@@ -690,8 +727,9 @@ class LDAObjective:
 
         Returns
         -------
-        (P,) tensor (or a scalar), differentiable with respect to x: profile mode by the
-        envelope-theorem closed form, full mode by autograd.
+        (P,) tensor (or a scalar), differentiable with respect to x (once): profile mode
+        by the envelope-theorem closed form, full mode by its closed form (or autograd
+        with ``full_gradient="autograd"``).
 
         Notes
         -----
@@ -699,9 +737,9 @@ class LDAObjective:
         profile mode). The profile mode therefore keeps the previous call's rows with
         their values and gradients and reuses them for bit-identical rows: a memo of a
         deterministic function, which saves NEB the E-steps of its fixed endpoints.
-        In full mode a batch that fits in one chunk (``max_chunk_elements``) has an
-        ordinary autograd graph; a larger one gets its gradient chunk by chunk in the
-        forward pass and is differentiable once only.
+        With ``full_gradient="autograd"`` a batch that fits in one chunk
+        (``max_chunk_elements``) has an ordinary autograd graph; a larger one gets its
+        gradient chunk by chunk in the forward pass and is differentiable once only.
         """
         x, single = self._batch(x)
         need_grad = torch.is_grad_enabled() and x.requires_grad
