@@ -5,7 +5,14 @@ import torch
 from torch import nn
 
 from elbolab.errors import ConfigError
-from elbolab.models.amortized import MLP, Amortized, Linearized, empirical_ntk, ntk_drift
+from elbolab.models.amortized import (
+    MLP,
+    Amortized,
+    Centered,
+    Linearized,
+    empirical_ntk,
+    ntk_drift,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -107,7 +114,9 @@ def test_linearized_moves_with_to_and_keeps_theta0_out_of_its_state():
     lin = lin.to(torch.float64)
     assert all(t.dtype == torch.float64 for t in lin._theta0.values())
     x = torch.randn(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    assert torch.allclose(lin(x), net(x), atol=1e-12)
+    # The expansion is of a copy: the original stays in float32.
+    assert torch.allclose(lin(x), lin.base(x), atol=1e-12)
+    assert next(net.parameters()).dtype == torch.float32
 
 
 def test_ensemble_weights_come_from_their_seeds_on_the_cpu():
@@ -143,3 +152,38 @@ def test_a_seed_gives_the_same_network_on_cuda():
     ens_gpu = EnsembleMLP([0, 1], 3, 2, width=8).to("cuda")
     xb = x[None].expand(2, 5, 3)
     assert torch.allclose(ens_gpu(xb.cuda()).cpu(), ens(xb), atol=1e-10)
+
+
+def test_linearizing_leaves_the_original_network_trainable():
+    # The network and its linearization train side by side in the width experiment.
+    net = MLP(3, 2, width=8, depth=1, generator=0)
+    lin = Linearized(net)
+    assert all(p.requires_grad for p in net.parameters())
+    assert not any(p.requires_grad for p in lin.base.parameters())
+    with torch.no_grad():
+        next(net.parameters()).add_(1.0)
+    x = torch.randn(4, 3, generator=torch.Generator().manual_seed(2))
+    # Moving the original does not move the expansion point.
+    assert torch.allclose(lin(x), MLP(3, 2, width=8, depth=1, generator=0)(x))
+
+
+def test_centred_network_starts_at_zero_with_the_networks_kernel_and_moves_like_it():
+    net = MLP(3, 4, width=16, depth=1, generator=0, dtype=torch.float64)
+    x = torch.randn(5, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    before = net(x).detach()
+    centred = Centered(net)
+    lin = Linearized(centred)  # expanded at theta_0, as in the width experiment
+    assert torch.equal(centred(x), torch.zeros_like(before))
+    assert torch.allclose(lin(x), torch.zeros_like(before), atol=1e-12)
+    assert torch.allclose(empirical_ntk(centred, x), empirical_ntk(net, x), atol=1e-12)
+    # Its linearization has the same gradient as the network at theta_0.
+    centred(x).sum().backward()
+    lin(x).sum().backward()
+    for d, p in zip(lin.delta, net.parameters(), strict=True):
+        assert torch.allclose(d.grad, p.grad, atol=1e-10)
+    # After a parameter change it is the network's change of output.
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.1)
+    assert torch.allclose(centred(x), net(x) - before, atol=1e-12)
+    assert not torch.allclose(centred(x), torch.zeros_like(before))

@@ -23,11 +23,29 @@ def test_metrics_carry_the_required_keys(smoke_run, assert_finite):
     out, m = smoke_run
     assert_finite(m)
     cfg = fkl.PRESETS["smoke"]
-    assert set(m["width"]["final_nll_gap"]) == {str(w) for w in cfg.width_widths}
-    for gaps in m["width"]["final_nll_gap"].values():
-        # The gap is an expected KL: non-negative up to the test-set noise.
-        assert gaps["network"] > -0.05 and gaps["linearized"] > -0.05
-    assert all(d >= 0 for d in m["width"]["ntk_drift"].values())
+    bw = m["width"]["by_width"]
+    assert set(bw) == {str(w) for w in cfg.width_widths}
+    arrays = np.load(out / "arrays.npz")
+    for w, row in bw.items():
+        assert len(row["per_seed"]["gap_network"]) == cfg.width_seeds
+        for kind in ("network", "linearized"):
+            # The gap is an expected KL: non-negative up to the test-set noise.
+            assert row[f"gap_{kind}"]["min"] > -0.05
+            # The summary is the mean over the seeds of each seed's last evaluation.
+            finals = [
+                arrays[f"width_{w}_seed{rep}_nll_gap_{kind}"][-1] for rep in range(cfg.width_seeds)
+            ]
+            assert row[f"gap_{kind}"]["mean"] == pytest.approx(np.mean(finals))
+        # Centred networks start at q = N(0, I): the same gap for every width and seed.
+        for rep in range(cfg.width_seeds):
+            assert arrays[f"width_{w}_seed{rep}_nll_gap_network"][0] == pytest.approx(
+                row["start_gap"], rel=1e-12
+            )
+        assert row["kl_network_linearized"]["min"] >= 0
+        assert row["ntk_drift"]["min"] >= 0
+    assert [c["verdict"] for c in m["claims"]] == [
+        c.verdict for c in fkl.claims(cfg, {k: v for k, v in m.items() if k != "claims"})
+    ]
     assert m["rotated"]["n_images"] == cfg.rotated_n_images
     for name in ("width", "clustering_shift", "rotated_angles", "rotated_kl"):
         assert (out / "figures" / f"{name}.png").is_file()

@@ -23,6 +23,7 @@ the same initial network on every device) and move with ``.to(device)``; a
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 
@@ -39,6 +40,7 @@ __all__ = [
     "MLP",
     "EnsembleMLP",
     "Amortized",
+    "Centered",
     "Linearized",
     "empirical_ntk",
     "ntk_drift",
@@ -182,6 +184,35 @@ class EnsembleMLP(nn.Module):
         return x
 
 
+class Centered(nn.Module):
+    """``module`` minus its own output at initialization: ``f(x; theta) - f(x; theta_0)``.
+
+    The "centering" of lazy-training analyses (Chizat, Oyallon & Bach 2019): the function
+    starts at zero for every x while its gradients, and so its tangent kernel, are the
+    module's. With a family such as :func:`mean_scale`, q starts at N(0, I) whatever the
+    width and seed, so runs of different widths start from the same distribution and
+    differ only in how they train. theta_0 is kept in non-persistent buffers, as in
+    :class:`Linearized`.
+
+    Parameters
+    ----------
+    module : nn.Module
+        Any module; it is trained in place (its parameters are this module's).
+    """
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.base = module
+        self._names = [name for name, _ in module.named_parameters()]
+        for i, (_, p) in enumerate(module.named_parameters()):
+            self.register_buffer(f"_theta0_{i}", p.detach().clone(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        theta0 = {name: getattr(self, f"_theta0_{i}") for i, name in enumerate(self._names)}
+        # theta_0 are buffers (no gradient): the offset is a constant of training.
+        return self.base(x) - functional_call(self.base, theta0, (x,))
+
+
 class Linearized(nn.Module):
     """First-order Taylor expansion of ``module`` in its parameters around their current values.
 
@@ -201,6 +232,8 @@ class Linearized(nn.Module):
 
     def __init__(self, module: nn.Module):
         super().__init__()
+        # A copy, as documented: freezing its parameters must not freeze the original's.
+        module = copy.deepcopy(module)
         self.base = module
         names = [name for name, _ in module.named_parameters()]
         self._names = names

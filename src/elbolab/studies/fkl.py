@@ -38,6 +38,7 @@ on any machine.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from functools import partial
@@ -52,6 +53,7 @@ from ..errors import ConfigError
 from ..models.amortized import (
     MLP,
     Amortized,
+    Centered,
     EnsembleMLP,
     Linearized,
     empirical_ntk,
@@ -88,9 +90,12 @@ class Config:
     width_widths: tuple[int, ...] = (64, 256, 1024)
     width_depth: int = 1
     width_steps: int = 3000
+    width_seeds: int = 3
     width_batch: int = 64
     width_lr: float = 1e-3
     width_eval_every: int = 100
+    width_window: int = 5
+    width_rtol: float = 0.01
     width_test_pairs: int = 4000
     width_probe: int = 32
     cluster_replicates: int = 50
@@ -133,7 +138,9 @@ PRESETS = {
     "smoke": Config(
         width_widths=(8, 16),
         width_steps=20,
+        width_seeds=2,
         width_eval_every=10,
+        width_window=1,
         width_test_pairs=200,
         width_probe=4,
         cluster_replicates=3,
@@ -156,6 +163,7 @@ PRESETS = {
     "paper": Config(
         width_widths=(64, 128, 256, 512, 1024, 2048, 4096),
         width_steps=50000,
+        width_seeds=5,
         width_eval_every=500,
         cluster_replicates=100,
         cluster_steps=20000,
@@ -177,47 +185,103 @@ def prepare(cfg: Config, data_root=None) -> dict:
 # --------------------------------------------------------------------------- 1. width
 
 
-def _width_run(
-    cfg: Config, model: ConjugateGaussian, width: int, linearized: bool, test: tuple, rundir
+def converged(history, window: int, rtol: float) -> bool:
+    """The stopping rule of experiment 1, the same for every width and seed.
+
+    True once the mean of the last ``window`` values of ``history`` (a validation gap,
+    evaluated at regular steps) is no longer below the mean of the ``window`` before it
+    by more than ``rtol`` of that earlier mean: the moving average has stopped
+    improving. Needs 2 * window values.
+    """
+    if len(history) < 2 * window:
+        return False
+    recent = float(np.mean(history[-window:]))
+    before = float(np.mean(history[-2 * window : -window]))
+    return before - recent <= rtol * abs(before)
+
+
+def _width_pair(
+    cfg: Config, model: ConjugateGaussian, width: int, rep: int, test: tuple, val: tuple, rundir
 ) -> dict:
+    """A centred NTK network and its linearization, trained side by side on one data stream.
+
+    Both start at q = N(0, I) for every x (:class:`Centered`), so every width and seed
+    starts from the same gap and the comparison is about training, not the luck of the
+    random initial function. Each takes one Adam step per batch of simulated pairs; the
+    pair stops when the validation gap of both has converged (:func:`converged`) or at
+    ``width_steps``. The gaps are measured on test pairs the rule never sees.
+    """
     device = checks.device(cfg.device, "device")  # here, in the unit: on its worker
-    net = MLP(
+    mlp = MLP(
         model.data_dim,
         2 * model.latent_dim,
         width=width,
         depth=cfg.width_depth,
-        generator=cfg.seed + width,
+        generator=cfg.seed + width + 10_000 * rep,
         dtype=torch.float64,
     ).to(device)
+    start = copy.deepcopy(mlp)  # theta_0, kept to save the centred function
+    net = Centered(mlp)
     z_test, x_test = (t.to(device) for t in test)
-    floor = float(model.posterior_nll(z_test, x_test).mean())
+    z_val, x_val = (t.to(device) for t in val)
+    floor_test = float(model.posterior_nll(z_test, x_test).mean())
+    floor_val = float(model.posterior_nll(z_val, x_val).mean())
     probe = x_test[: cfg.width_probe]
     k0 = empirical_ntk(net, probe)
-    q = Amortized(Linearized(net) if linearized else net, "mean_scale")
-    opt = torch.optim.Adam(q.parameters(), lr=cfg.width_lr)
-    # The same data stream for every run (on one device).
-    gen = checks.torch_generator(cfg.seed + 1, "seed", device=device)
-    steps, gaps = [], []
+    qs = {"network": Amortized(net, "mean_scale"), "linearized": Amortized(Linearized(net))}
+    opts = {k: torch.optim.Adam(q.parameters(), lr=cfg.width_lr) for k, q in qs.items()}
+    # One data stream per seed, the same for every width and for both members of a pair.
+    gen = checks.torch_generator(cfg.seed + 1 + 100 * rep, "seed", device=device)
+    steps = []
+    gaps = {k: [] for k in qs}
+    val_gaps = {k: [] for k in qs}
+    stopped_at = dict.fromkeys(qs)
+    distance = []
 
     def evaluate(step):
+        steps.append(step)
         with torch.no_grad():
-            steps.append(step)
-            gaps.append(float(-q(x_test).log_prob(z_test).mean()) - floor)
+            for k, q in qs.items():
+                gaps[k].append(float(-q(x_test).log_prob(z_test).mean()) - floor_test)
+                val_gaps[k].append(float(-q(x_val).log_prob(z_val).mean()) - floor_val)
+                if stopped_at[k] is None and converged(
+                    val_gaps[k], cfg.width_window, cfg.width_rtol
+                ):
+                    stopped_at[k] = step
+            q_net, q_lin = qs["network"](x_test), qs["linearized"](x_test)
+            distance.append(float(torch.distributions.kl_divergence(q_net, q_lin).mean()))
 
     evaluate(0)
-    label = f"width {width}" + (" (linearized)" if linearized else "")
+    label = f"width {width} seed {rep}"
     for step in progress(range(1, cfg.width_steps + 1), desc=label, unit="step", leave=False):
-        opt.zero_grad()
-        forward_kl(q, model.simulate, cfg.width_batch, gen)["loss"].backward()
-        opt.step()
+        z, x = model.simulate(gen, cfg.width_batch)
+        for k, q in qs.items():
+            opts[k].zero_grad()
+            forward_kl(q, lambda _g, _n, z=z, x=x: (z, x), cfg.width_batch, gen)["loss"].backward()
+            opts[k].step()
         if step % cfg.width_eval_every == 0 or step == cfg.width_steps:
             evaluate(step)
-    drift = 0.0 if linearized else ntk_drift(k0, empirical_ntk(net, probe))
-    rundir.save_model(f"width_{width}_{'linearized' if linearized else 'network'}", q)
+            if all(v is not None for v in stopped_at.values()):
+                break
+    drift = ntk_drift(k0, empirical_ntk(net, probe))
+    # The saved files hold the trained MLP (or its linearization) and the MLP at theta_0:
+    # q(x) = mean_scale(trained.net(x) - init.net(x)).
+    name = f"width_{width}_seed{rep}"
+    rundir.save_model(f"{name}_init", Amortized(start, "mean_scale"))
+    rundir.save_model(f"{name}_network", Amortized(mlp, "mean_scale"))
+    lin = Linearized(start.to(device))
+    with torch.no_grad():
+        for d_new, d_old in zip(lin.delta, qs["linearized"].net.delta, strict=True):
+            d_new.copy_(d_old)
+    rundir.save_model(f"{name}_linearized", Amortized(lin, "mean_scale"))
     return {
         "steps": np.array(steps),
-        "nll_gap": np.array(gaps),
-        "floor": floor,
+        "nll_gap_network": np.array(gaps["network"]),
+        "nll_gap_linearized": np.array(gaps["linearized"]),
+        "kl_network_linearized": np.array(distance),
+        "stopped_at_network": stopped_at["network"],
+        "stopped_at_linearized": stopped_at["linearized"],
+        "floor": floor_test,
         "ntk_drift": drift,
         "device": str(device),
     }
@@ -452,10 +516,13 @@ def run(cfg: Config, inputs: dict, rundir):
     # 1. Width.
     gauss = ConjugateGaussian(seed=cfg.seed)
     test = gauss.simulate(checks.torch_generator(cfg.seed + 10, "seed"), cfg.width_test_pairs)
+    # Validation pairs for the stopping rule, drawn apart from the test pairs reported.
+    val = gauss.simulate(checks.torch_generator(cfg.seed + 11, "seed"), cfg.width_test_pairs)
     for w in cfg.width_widths:
-        for lin in (False, True):
-            key = f"width_{w}_{'linearized' if lin else 'network'}"
-            units[key] = partial(_width_run, cfg, gauss, w, lin, test, rundir)
+        for rep in range(cfg.width_seeds):
+            units[f"width_{w}_seed{rep}"] = partial(
+                _width_pair, cfg, gauss, w, rep, test, val, rundir
+            )
 
     # 2. Clustering.
     mix = ShiftedMixture()
@@ -486,14 +553,40 @@ def run(cfg: Config, inputs: dict, rundir):
     return metrics, arrays
 
 
-def _collect(cfg, width, cluster, rot, gauss):
-    gaps = {
-        str(w): {
-            kind: float(width[f"width_{w}_{kind}"]["nll_gap"][-1])
-            for kind in ("network", "linearized")
+def _spread(values) -> dict:
+    """Mean, sample standard deviation (0 for one value), min and max of a list of floats."""
+    v = np.asarray(values, dtype=np.float64)
+    sd = float(v.std(ddof=1)) if v.size > 1 else 0.0
+    return {"mean": float(v.mean()), "sd": sd, "min": float(v.min()), "max": float(v.max())}
+
+
+def _width_metrics(cfg, width) -> dict:
+    """Experiment 1 by width: final test gaps, network-linearization KL, NTK drift and
+    stopping steps, each over the seeds (mean, sd, min, max) and per seed."""
+    out = {}
+    for w in cfg.width_widths:
+        runs = [width[f"width_{w}_seed{rep}"] for rep in range(cfg.width_seeds)]
+        per_seed = {
+            "gap_network": [float(r["nll_gap_network"][-1]) for r in runs],
+            "gap_linearized": [float(r["nll_gap_linearized"][-1]) for r in runs],
+            "kl_network_linearized": [float(r["kl_network_linearized"][-1]) for r in runs],
+            "ntk_drift": [float(r["ntk_drift"]) for r in runs],
+            "steps": [int(r["steps"][-1]) for r in runs],
         }
-        for w in cfg.width_widths
-    }
+        out[str(w)] = {
+            **{k: _spread(v) for k, v in per_seed.items() if k != "steps"},
+            "steps": per_seed["steps"],
+            "converged": [
+                r["stopped_at_network"] is not None and r["stopped_at_linearized"] is not None
+                for r in runs
+            ],
+            "per_seed": per_seed,
+            "start_gap": float(runs[0]["nll_gap_network"][0]),
+        }
+    return out
+
+
+def _collect(cfg, width, cluster, rot, gauss):
     rates = {
         kind: {
             obj: float(np.mean(cluster[f"cluster_{obj}_{kind}"]["ordered"]))
@@ -512,12 +605,12 @@ def _collect(cfg, width, cluster, rot, gauss):
     iw_final = rot["iwbo_angle_deg"][-1]
     metrics = {
         "width": {
-            "final_nll_gap": gaps,
-            "ntk_drift": {
-                str(w): width[f"width_{w}_network"]["ntk_drift"] for w in cfg.width_widths
-            },
+            "by_width": _width_metrics(cfg, width),
+            "seeds": cfg.width_seeds,
+            "max_steps": cfg.width_steps,
             "posterior_entropy": gauss.posterior_entropy(),
-            "units": "nats per pair; gap = E[-log q(z|x)] - E[-log p(z|x)] on test pairs",
+            "units": "nats per pair; gap = E[-log q(z|x)] - E[-log p(z|x)] on test pairs; "
+            "kl_network_linearized = E_x KL(q_network(x) || q_linearized(x)) on test x",
         },
         "clustering": {
             # Headline: the natural parameterization (the exponential family's own).
@@ -554,8 +647,8 @@ def _collect(cfg, width, cluster, rot, gauss):
     }
     arrays = {}
     for key, r in width.items():
-        arrays[f"{key}_steps"] = r["steps"]
-        arrays[f"{key}_nll_gap"] = r["nll_gap"]
+        for field in ("steps", "nll_gap_network", "nll_gap_linearized", "kl_network_linearized"):
+            arrays[f"{key}_{field}"] = r[field]
     for key, r in cluster.items():
         for field in ("shift_mode", "centre_mode", "ordered"):
             arrays[f"{key}_{field}"] = r[field]
@@ -582,42 +675,70 @@ def render(rundir):
     # 1. Width.
     report.heading("1. Width and the kernel regime")
     widths = cfg["width_widths"]
-    fig, axes = plots.new_figure(width=11, height=4, ncols=2)
-    for w in widths:
-        for kind, style in (("network", "-"), ("linearized", "--")):
-            key = f"width_{w}_{kind}"
-            axes[0].plot(arr[f"{key}_steps"], arr[f"{key}_nll_gap"], style, label=f"{w} {kind}")
+    bw = m["width"]["by_width"]
+    fig, axes = plots.new_figure(width=15, height=4, ncols=3)
+    for i, w in enumerate(widths):
+        for rep in range(cfg["width_seeds"]):
+            key = f"width_{w}_seed{rep}"
+            for kind, style in (("network", "-"), ("linearized", "--")):
+                axes[0].plot(
+                    arr[f"{key}_steps"],
+                    arr[f"{key}_nll_gap_{kind}"],
+                    style,
+                    color=f"C{i}",
+                    lw=0.8,
+                    label=f"{w} {kind}" if rep == 0 else None,
+                )
     axes[0].set_yscale("log")
     axes[0].set_xlabel("gradient step")
-    axes[0].set_ylabel("NLL gap to the exact posterior (nats per pair)")
+    axes[0].set_ylabel("gap to the exact posterior (nats per pair)")
     axes[0].legend(frameon=False, fontsize=7)
-    drift = m["width"]["ntk_drift"]
-    axes[1].plot(widths, [drift[str(w)] for w in widths], "o-")
-    axes[1].set_xscale("log")
-    axes[1].set_yscale("log")
-    axes[1].set_xlabel("width (hidden units)")
-    axes[1].set_ylabel("relative NTK change ||K_T - K_0||_F / ||K_0||_F")
+    for ax, field, label in (
+        (axes[1], "kl_network_linearized", "E_x KL(q_network || q_linearized) (nats)"),
+        (axes[2], "ntk_drift", "relative NTK change ||K_T - K_0||_F / ||K_0||_F"),
+    ):
+        for rep in range(cfg["width_seeds"]):
+            ax.plot(widths, [bw[str(w)]["per_seed"][field][rep] for w in widths], "o", color="C0")
+        ax.plot(widths, [bw[str(w)][field]["mean"] for w in widths], "-", color="C0")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("width (hidden units)")
+        ax.set_ylabel(label)
     report.figure(
         rundir.save_figure(fig, "width"),
         "Left: E[-log q(z|x)] minus the exact posterior's E[-log p(z|x)] = "
         f"{m['width']['posterior_entropy']:.4f} nats (the floor, so the gap is the expected "
-        f"forward KL itself) on {cfg['width_test_pairs']} test pairs, for networks (solid) and "
-        "their linearizations (dashed). Right: how far the empirical NTK of the network moved "
-        f"during training, on {cfg['width_probe']} probe inputs (the linearization's kernel is "
-        "fixed by construction).",
+        f"forward KL itself) on {cfg['width_test_pairs']} test pairs, for centred networks "
+        f"(solid) and their linearizations (dashed), {cfg['width_seeds']} seeds per width; "
+        "every run starts at q = N(0, I) and stops when the moving average (over "
+        f"{cfg['width_window']} evaluations, every {cfg['width_eval_every']} steps) of the "
+        f"gap on separate validation pairs improves by less than {cfg['width_rtol']:.0%}, or "
+        f"at {cfg['width_steps']} steps. Middle: how far the trained network's q is from its "
+        "linearization's at the end (each seed a dot, the line the mean). Right: how far "
+        f"the empirical NTK moved during training, on {cfg['width_probe']} probe inputs.",
     )
     report.table(
-        ["width", "final gap, network (nats)", "final gap, linearized (nats)", "NTK drift"],
+        [
+            "width",
+            "gap, network (nats)",
+            "gap, linearized (nats)",
+            "KL network-linearized (nats)",
+            "NTK drift",
+            "steps",
+        ],
         [
             [
                 w,
-                f"{m['width']['final_nll_gap'][str(w)]['network']:.4f}",
-                f"{m['width']['final_nll_gap'][str(w)]['linearized']:.4f}",
-                f"{drift[str(w)]:.3g}",
+                _mean_sd(bw[str(w)]["gap_network"]),
+                _mean_sd(bw[str(w)]["gap_linearized"]),
+                _mean_sd(bw[str(w)]["kl_network_linearized"]),
+                _mean_sd(bw[str(w)]["ntk_drift"]),
+                ", ".join(str(t) for t in bw[str(w)]["steps"]),
             ]
             for w in widths
         ],
-        caption="Final expected forward KL (nats per pair) by width.",
+        caption=f"Final values by width: mean +- sd over {cfg['width_seeds']} seeds (nats "
+        "per pair), and the step at which each seed stopped.",
     )
 
     # 2. Clustering.
@@ -736,6 +857,10 @@ def render(rundir):
     return report
 
 
+def _mean_sd(stats: dict) -> str:
+    return f"{stats['mean']:.4g} +- {stats['sd']:.2g}"
+
+
 def _kde(ax, values, label) -> None:
     """Gaussian kernel density of values (Silverman bandwidth), or a rug when they coincide."""
     values = np.asarray(values, dtype=np.float64)
@@ -750,3 +875,166 @@ def _kde(ax, values, label) -> None:
         values.size * h * math.sqrt(2 * math.pi)
     )
     ax.plot(grid, dens, label=label)
+
+
+# --------------------------------------------------------------------------- claims
+
+_REF = "McNamara, Loper & Regier (2024), NeurIPS"
+# A fit "finds" the rotation when its angle is within this many degrees of the truth: a
+# tenth of the 100-degree spacing at which rotated digits start to resemble each other,
+# far wider than the exact posterior of 20 digits, far narrower than a wrong mode.
+_ANGLE_TOL_DEG = 10.0
+# The forward KL has converged "globally" when the widest network's final gap is below
+# this share of the gap at the start (q = N(0, I)); "partly" below 5 times that.
+_CONVERGED_SHARE = 0.02
+
+
+def claims(cfg: Config, metrics: dict) -> list:
+    from .claims import Claim, verdict
+
+    rows = []
+    bw = metrics["width"]["by_width"]
+    widths = list(cfg.width_widths)
+    n_seeds = cfg.width_seeds
+    widest = bw[str(widths[-1])]
+    start = widest["start_gap"]
+    gap = widest["gap_network"]
+    rule = (
+        f"stopping rule: moving average of the validation gap over {cfg.width_window} "
+        f"evaluations improves by less than {cfg.width_rtol:.0%}, at most {cfg.width_steps} "
+        f"steps; {n_seeds} seeds per width"
+    )
+    rows.append(
+        Claim(
+            claim="trained by the expected forward KL, a wide network's amortized posterior "
+            "converges to the exact posterior (the global optimum), from any start",
+            reference=f"{_REF}, main theorem and the width ablation",
+            measured=f"width {widths[-1]}: gap {gap['mean']:.4f} ± {gap['sd']:.4f} nats per "
+            f"pair (max {gap['max']:.4f}) after {widest['steps']} steps, from {start:.4f} at "
+            f"the start; {sum(widest['converged'])} of {n_seeds} seeds met the stopping rule",
+            verdict=verdict(
+                gap["max"] < _CONVERGED_SHARE * start,
+                partly=gap["max"] < 5 * _CONVERGED_SHARE * start,
+            ),
+            reason=f"holds when every seed's final test gap E_x KL(p(z|x) || q) is below "
+            f"{_CONVERGED_SHARE:.0%} of the starting gap, partly below "
+            f"{5 * _CONVERGED_SHARE:.0%}; the remaining gap is bounded below by the noise of "
+            f"Adam at a fixed step size; {rule}",
+        )
+    )
+    for field, what in (
+        ("kl_network_linearized", "E_x KL(q_network || q_linearized)"),
+        ("ntk_drift", "relative change of the empirical NTK"),
+    ):
+        means = [bw[str(w)][field]["mean"] for w in widths]
+        falling = bool(np.all(np.diff(means) < 0))
+        rows.append(
+            Claim(
+                claim="the wider the network, the closer its training stays to the kernel "
+                f"regime (its linearization): {what} shrinks with width",
+                reference=f"{_REF}, NTK analysis; Jacot et al. 2018; Lee et al. 2019",
+                measured=", ".join(
+                    f"width {w}: {bw[str(w)][field]['mean']:.3g} ± {bw[str(w)][field]['sd']:.2g}"
+                    for w in widths
+                )
+                + (" nats" if field.startswith("kl") else ""),
+                verdict=verdict(falling, partly=means[-1] < means[0]),
+                reason="holds when the mean over seeds falls at every step of width, partly "
+                f"when the widest is below the narrowest; {rule}",
+            )
+        )
+    means = [bw[str(w)]["gap_network"]["mean"] for w in widths]
+    sds = [bw[str(w)]["gap_network"]["sd"] for w in widths]
+    # A fall counts only where it is larger than the seeds' spread on both sides.
+    clear = all(means[i] - means[i + 1] > sds[i] + sds[i + 1] for i in range(len(widths) - 1))
+    rows.append(
+        Claim(
+            claim="wider networks end closer to the exact posterior (the gap falls with width)",
+            reference=f"{_REF}, width ablation",
+            measured=", ".join(
+                f"width {w}: {m:.4f} ± {s:.4f}" for w, m, s in zip(widths, means, sds, strict=True)
+            )
+            + " nats per pair",
+            verdict=verdict(clear, partly=means[-1] < means[0]),
+            reason="holds when the mean final gap falls at every step of width by more than "
+            "the two widths' seed standard deviations together, partly when the widest "
+            f"is below the narrowest; {rule}",
+        )
+    )
+
+    c = metrics["clustering"]
+    ordered, recovered = (
+        c["ordered_rate_by_parameterization"],
+        c["recovered_rate_by_parameterization"],
+    )
+    where = (
+        f"{c['replicates']} replicates, {cfg.cluster_steps} Adam steps; recovered = ordered "
+        f"centres and shift within {c['shift_tolerance']} of {cfg.cluster_true_shift}"
+    )
+    for kind in ("mean", "natural"):
+        rows.append(
+            Claim(
+                claim="amortized clustering: the forward KL finds the posterior mode (centres "
+                f"in prior order, shift near the truth) in nearly every replicate ({kind} "
+                "parameterization)",
+                reference=f"{_REF}, label-switching experiment (Table 1, Figure 2)",
+                measured=f"forward KL: ordered {ordered[kind]['fkl']:.0%}, recovered "
+                f"{recovered[kind]['fkl']:.0%}",
+                verdict=verdict(
+                    recovered[kind]["fkl"] >= 0.95, partly=ordered[kind]["fkl"] >= 0.95
+                ),
+                reason=f"holds when at least 95% are recovered, partly when at least 95% are "
+                f"ordered; {where}",
+            )
+        )
+        rows.append(
+            Claim(
+                claim="amortized clustering: the ELBO ends in label-switched local optima more "
+                f"often than the forward KL ({kind} parameterization)",
+                reference=f"{_REF}, label-switching experiment (Table 1)",
+                measured=f"ordered: ELBO {ordered[kind]['elbo']:.0%}, forward KL "
+                f"{ordered[kind]['fkl']:.0%}",
+                verdict=verdict(
+                    ordered[kind]["elbo"] + 0.1 <= ordered[kind]["fkl"],
+                    partly=ordered[kind]["elbo"] < ordered[kind]["fkl"],
+                ),
+                reason="holds when the ELBO's ordered share is at least 10 points below the "
+                f"forward KL's, partly when it is below at all; {where}",
+            )
+        )
+
+    r = metrics["rotated"]
+    iw_err = np.asarray(r["final_angle_error_deg"]["iwbo"])
+    stuck = int((iw_err > _ANGLE_TOL_DEG).sum())
+    fkl_err = r["final_angle_error_deg"]["fkl"]
+    found = iw_err.size - stuck
+    rows.append(
+        Claim(
+            claim="rotated MNIST: fitted from different starting angles, the IWBO ends in "
+            "local optima far from the true rotation",
+            reference=f"{_REF}, rotated-MNIST experiment",
+            measured=f"{stuck} of {iw_err.size} starts end more than {_ANGLE_TOL_DEG:.0f} "
+            f"degrees from {r['true_angle_deg']:.0f} (errors {np.round(iw_err, 1).tolist()})",
+            # Starts that stop short could just be slow; a start that does reach the truth
+            # shows the budget suffices, so the others are held by local optima.
+            verdict=verdict(stuck > 0 and found > 0, partly=stuck > 0),
+            reason=f"holds when some starts end more than {_ANGLE_TOL_DEG:.0f} degrees away "
+            "while at least one reaches the truth with the same budget (partly when none "
+            f"does); k = {cfg.rotated_iwbo_k}, {cfg.rotated_iwbo_steps} steps, "
+            f"{r['n_images']} digits",
+        )
+    )
+    rows.append(
+        Claim(
+            claim="rotated MNIST: the amortized forward KL finds the true rotation",
+            reference=f"{_REF}, rotated-MNIST experiment",
+            measured=f"angle {r['final_angle_deg']['fkl']:.1f} degrees, {fkl_err:.1f} from "
+            f"the truth; forward KL to the exact posterior {r['final_forward_kl']['fkl']:.3g} "
+            "nats",
+            verdict=verdict(fkl_err <= _ANGLE_TOL_DEG, partly=fkl_err <= 3 * _ANGLE_TOL_DEG),
+            reason=f"holds within {_ANGLE_TOL_DEG:.0f} degrees, partly within "
+            f"{3 * _ANGLE_TOL_DEG:.0f}; {cfg.rotated_fkl_steps} steps of batch "
+            f"{cfg.rotated_fkl_batch}",
+        )
+    )
+    return rows
