@@ -58,7 +58,9 @@ class Config:
     n_docs : use only the first n_docs documents (None = all).
     corpus, vocab : an lda-c corpus and its vocabulary; empty = the AP corpus.
     top_words : words listed per topic.
-    surgery_samples : draws of theta per training document for the ELBO surgery.
+    surgery_samples : draws of theta per training document for the ELBO surgery; its
+        cost grows as D^2 * surgery_samples * K (D training documents): ~1.5 s per K on
+        AP's 2,021 at 10 draws.
     """
 
     topics: tuple[int, ...] = (5, 10, 20)
