@@ -72,6 +72,12 @@ def test_clustering_rates_follow_from_the_modes(smoke_run):
             recovered = ordered & (np.abs(shift - 100.0) < c["shift_tolerance"])
             assert c["ordered_rate_by_parameterization"][kind][obj] == ordered.mean()
             assert c["recovered_rate_by_parameterization"][kind][obj] == recovered.mean()
+            d = c["diagnostics"][kind][obj]
+            assert d["median_shift_error"] == pytest.approx(np.median(np.abs(shift - 100.0)))
+            sds = arrays[f"cluster_{obj}_{kind}_shift_sd"]
+            assert d["median_shift_sd"] == pytest.approx(np.median(sds))
+            if kind == "mean":  # the mean-only family's sd is fixed at 1 unit
+                np.testing.assert_allclose(sds, 1.0, rtol=1e-12)
 
 
 def test_rotated_angles_errors_and_kls(smoke_run):
