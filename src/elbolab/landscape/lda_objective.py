@@ -248,6 +248,10 @@ class _Precomputed(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
         (grad,) = ctx.saved_tensors
+        if bool((grad_out == 1).all()):
+            # The usual call, backward of values.sum(): spare a (P, n) product (full mode
+            # has millions of coordinates per row).
+            return grad, None, None
         return grad_out[:, None].to(grad.dtype) * grad, None, None
 
 
@@ -396,7 +400,11 @@ class LDAObjective:
             )
         if not x.is_floating_point():
             x = x.to(torch.float64)
-        if not bool(torch.isfinite(x.detach()).all()):
+        # A finite row sum proves the row finite without a full-size boolean temporary
+        # (full-mode rows are millions long); only a non-finite sum needs the exact check.
+        if not bool(torch.isfinite(x.detach().sum(dim=1)).all()) and not bool(
+            torch.isfinite(x.detach()).all()
+        ):
             raise ConfigError(f"{name} has NaN or infinite entries; log-parameters must be finite")
         return x, single
 

@@ -236,7 +236,14 @@ def _values(f: Func, x: torch.Tensor, batch_size: int | None = None) -> torch.Te
 
 
 def _bad_rows(vals: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-    return ~(torch.isfinite(vals) & torch.isfinite(grad).all(dim=1))
+    # A finite row sum proves a row finite without a full-size boolean temporary (rows
+    # may be millions long); rows whose sum is not finite get the exact test (the sum of
+    # finite entries can overflow).
+    bad = ~(torch.isfinite(vals) & torch.isfinite(grad.sum(dim=1)))
+    rows = torch.nonzero(bad & torch.isfinite(vals)).flatten()
+    if rows.numel():
+        bad[rows] = ~torch.isfinite(grad[rows]).all(dim=1)
+    return bad
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:
@@ -284,9 +291,11 @@ class _Stepper:
         self.t += 1
         self.m.mul_(self.beta1).add_(force, alpha=1 - self.beta1)
         self.v.mul_(self.beta2).addcmul_(force, force, value=1 - self.beta2)
-        m_hat = self.m / (1 - self.beta1**self.t)
-        v_hat = self.v / (1 - self.beta2**self.t)
-        return self.lr * m_hat / (v_hat.sqrt() + self.eps)
+        # lr m_hat / (sqrt(v_hat) + eps) with the bias corrections folded into scalars (as
+        # torch.optim.Adam): one full-size temporary instead of five, which matters when
+        # a pivot has millions of coordinates (LDA's full mode).
+        denom = self.v.sqrt().div_(math.sqrt(1 - self.beta2**self.t)).add_(self.eps)
+        return torch.div(self.m, denom, out=denom).mul_(self.lr / (1 - self.beta1**self.t))
 
 
 def _show(show_progress: bool | None) -> bool | None:
@@ -420,7 +429,7 @@ def dense_values(
 # --------------------------------------------------------------------------- band forces
 
 
-def _tangents(path: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+def _tangents(path: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Improved tangent of Henkelman & Jonsson (2000) at the interior pivots, unit length.
 
     With energy E = -f: between a higher and a lower neighbour the tangent is the
@@ -428,24 +437,36 @@ def _tangents(path: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     along the path it is a blend of both segments weighted by the energy differences,
     the larger weight on the higher-energy side. This keeps the spring and perpendicular
     forces from kinking the band where f changes fast along it.
+
+    Every case is a per-pivot combination a t_plus + b t_minus of the two segments, so it
+    is formed from the scalars a, b with two full-size temporaries, not a dozen (pivots
+    may have millions of coordinates). Returns the tangents (P - 2, n) and the segment
+    lengths |p_{i+1} - p_i| (P - 1,).
     """
     e = -values
     e_prev, e_mid, e_next = e[:-2], e[1:-1], e[2:]
     t_plus = path[2:] - path[1:-1]
     t_minus = path[1:-1] - path[:-2]
+    n_plus, n_minus = t_plus.norm(dim=1), t_minus.norm(dim=1)
+    seg = torch.cat([n_minus, n_plus[-1:]])
     d_next, d_prev = (e_next - e_mid).abs(), (e_prev - e_mid).abs()
-    d_max, d_min = torch.maximum(d_next, d_prev)[:, None], torch.minimum(d_next, d_prev)[:, None]
-    next_higher = (e_next > e_prev)[:, None]
-    mixed = torch.where(
-        next_higher, t_plus * d_max + t_minus * d_min, t_plus * d_min + t_minus * d_max
-    )
-    up = ((e_next > e_mid) & (e_mid > e_prev))[:, None]
-    down = ((e_next < e_mid) & (e_mid < e_prev))[:, None]
-    tau = torch.where(up, t_plus, torch.where(down, t_minus, mixed))
-    # Flat stretches (equal energies) give mixed = 0: fall back to the bisector.
-    bisector = _unit(t_plus) + _unit(t_minus)
-    degenerate = tau.norm(dim=1, keepdim=True) == 0
-    return _unit(torch.where(degenerate, bisector, tau))
+    d_max, d_min = torch.maximum(d_next, d_prev), torch.minimum(d_next, d_prev)
+    next_higher = e_next > e_prev
+    a = torch.where(next_higher, d_max, d_min)
+    b = torch.where(next_higher, d_min, d_max)
+    up = (e_next > e_mid) & (e_mid > e_prev)
+    down = (e_next < e_mid) & (e_mid < e_prev)
+    a = torch.where(up, 1.0, torch.where(down, 0.0, a)).to(path.dtype)
+    b = torch.where(up, 0.0, torch.where(down, 1.0, b)).to(path.dtype)
+    tau = t_plus.mul_(a[:, None]).addcmul_(t_minus, b[:, None])
+    norm = tau.norm(dim=1)
+    degenerate = torch.nonzero(norm == 0).flatten()
+    if degenerate.numel():
+        # Flat stretches (equal energies) give tau = 0: fall back to the bisector.
+        i = degenerate + 1
+        tau[degenerate] = _unit(path[i + 1] - path[i]) + _unit(path[i] - path[i - 1])
+        norm = tau.norm(dim=1)
+    return tau.div_(norm.clamp_min(torch.finfo(path.dtype).tiny)[:, None]), seg
 
 
 def _band_forces(
@@ -463,19 +484,19 @@ def _band_forces(
     of a maximum-f path -- gets F = g - 2 (g . tau) tau and no spring: uphill across the
     path, downhill along it, so it converges to the first-order saddle of f.
     """
-    tau = _tangents(path, values)
+    tau, seg = _tangents(path, values)
     g = grad[1:-1]
-    g_par = (g * tau).sum(dim=1, keepdim=True)
-    force = g - g_par * tau
+    # Row-wise dot products without a full-size product tensor.
+    g_par = torch.bmm(g[:, None, :], tau[:, :, None]).reshape(-1)
+    along = -g_par
     if spring > 0:
-        seg = (path[1:] - path[:-1]).norm(dim=1)
-        force = force + spring * (seg[1:] - seg[:-1])[:, None] * tau
+        along = along + spring * (seg[1:] - seg[:-1])
     ci = None
     if climb:
         i = int(torch.argmin(values[1:-1]))
-        force[i] = g[i] - 2 * g_par[i] * tau[i]
+        along[i] = -2 * g_par[i]
         ci = i + 1
-    return force, ci
+    return torch.addcmul(g, tau, along[:, None]), ci
 
 
 def _reparametrize(path: torch.Tensor, alphas: torch.Tensor, fixed: int | None) -> torch.Tensor:
@@ -565,7 +586,7 @@ def _relax(
             scale = torch.ones(n_int, 1, dtype=path.dtype, device=path.device)
             for h in range(max_halvings + 1):
                 trial = path.clone()
-                trial[1:-1] = project(path[1:-1] + scale * step)
+                trial[1:-1] = project(torch.addcmul(path[1:-1], scale, step))
                 if alphas is not None:
                     trial = _reparametrize(trial, alphas, ci)
                 t_values, t_grad = _value_and_grad(f, trial)
