@@ -455,7 +455,7 @@ def run(cfg: Config, inputs: dict, rundir):
     pair = timed("align", lambda: _choose_pair(prof, lam, cfg.distinct_min))
     xa, xb, xb_unaligned = _endpoint_vectors(prof, lam, pair)
 
-    # 3. Lines, paths and sweeps from the aligned maxima: independent units.
+    # 3. Lines and paths from the aligned maxima: independent units.
     units = {
         "lines": lambda: {
             "unaligned": _line(prof, xa, xb_unaligned, cfg.n_pivots),
@@ -466,7 +466,28 @@ def run(cfg: Config, inputs: dict, rundir):
         "bezier": lambda: _path_record(_bezier(prof, xa, xb, cfg), False, prof),
         "full": partial(_full_mode, cfg, train, fit, pair),
     }
-    sweep_keys = {}
+    done = rundir.cached_map(units, timings, desc="landscape paths")
+    neb_p = done["neb_profile"]
+    pivots = torch.from_numpy(neb_p["pivots"])
+
+    # 4. Maxima from paths: CAVI from each path's highest point; on more pairs of
+    # restarts, against random restarts given the same CAVI iterations.
+    pairs = [pair] + _more_pairs(lam, pair, cfg.polish_pairs - 1, cfg.distinct_min)
+    polish_units = {
+        f"polish_{name}": partial(_path_polish, cfg, prof, lam, pair, rec["peak_lam"], inputs)
+        for name, rec in (
+            ("autoneb", done["autoneb"]),
+            ("bezier", done["bezier"]),
+            ("neb_full", done["full"]["neb"]),
+        )
+    }
+    for i, p in enumerate(pairs):
+        path = neb_p if i == 0 else None
+        polish_units[f"polish_pair{i}"] = partial(_pair_polish, cfg, prof, lam, p, i, inputs, path)
+    polished = rundir.cached_map(polish_units, timings, desc="polish from paths")
+
+    # 5. The sweeps: independent units.
+    units, sweep_keys = {}, {}
     for name, values, key in (
         ("lr", cfg.sweep_lrs, "lr"),
         ("pivots", cfg.sweep_pivots, "n_pivots"),
@@ -482,14 +503,12 @@ def run(cfg: Config, inputs: dict, rundir):
     for kk in cfg.sweep_topics:
         units[f"sweep_topics_{kk}"] = partial(_topic_point, cfg, kk, inputs, rundir)
         sweep_keys[("topics", str(kk))] = f"sweep_topics_{kk}"
-    done = rundir.cached_map(units, timings, desc="landscape paths and sweeps")
+    swept = rundir.cached_map(units, timings, desc="landscape sweeps")
     sweeps = {name: {} for name in ("lr", "pivots", "spring", "topics")}
     for (name, value), unit in sweep_keys.items():
-        sweeps[name][value] = done[unit]
-    neb_p = done["neb_profile"]
-    pivots = torch.from_numpy(neb_p["pivots"])
+        sweeps[name][value] = swept[unit]
 
-    # 4. Planes through the NEB path and at random.
+    # 6. Planes through the NEB path and at random.
     planes = rundir.cached_map(
         {
             f"plane_{kind}": partial(
@@ -502,24 +521,8 @@ def run(cfg: Config, inputs: dict, rundir):
     )
     planes = {name.removeprefix("plane_"): value for name, value in planes.items()}
 
-    # 5. Reading the path: topics and document completion at every pivot.
+    # 7. Reading the path: topics and document completion at every pivot.
     read = timed("reading", partial(_reading, prof, pivots, xa, xb, inputs, cfg))
-
-    # 6. Maxima from paths: CAVI from each path's highest point; on more pairs of
-    # restarts, against random restarts given the same CAVI iterations.
-    pairs = [pair] + _more_pairs(lam, pair, cfg.polish_pairs - 1, cfg.distinct_min)
-    polish_units = {
-        f"polish_{name}": partial(_path_polish, cfg, prof, lam, pair, rec["peak_lam"], inputs)
-        for name, rec in (
-            ("autoneb", done["autoneb"]),
-            ("bezier", done["bezier"]),
-            ("neb_full", done["full"]["neb"]),
-        )
-    }
-    for i, p in enumerate(pairs):
-        path = neb_p if i == 0 else None
-        polish_units[f"polish_pair{i}"] = partial(_pair_polish, cfg, prof, lam, p, i, inputs, path)
-    polished = rundir.cached_map(polish_units, timings, desc="polish from paths")
 
     metrics, arrays = _collect(
         cfg,
