@@ -16,7 +16,12 @@ the number of tokens.
 Every repeat runs the three fits one after another in this process; the table gives
 the median wall time and all values. elbolab's numba kernels are compiled (or loaded
 from numba's on-disk cache) by one untimed warm-up fit of 1 iteration; the time of that
-first call is reported separately. Nothing is written to disk except ``--json OUT``.
+first call is reported separately. What a fresh install pays is measured apart, in
+``--cold`` subprocesses that each start with an empty numba cache (``NUMBA_CACHE_DIR``
+a new temporary folder): the first 1-iteration fit (compilation included) against a
+second one in the same process. Timings on a shared machine are noisy: medians are
+reported, with the load average. Nothing is written to disk except ``--json OUT`` (and
+the temporary caches, removed).
 """
 
 from __future__ import annotations
@@ -48,6 +53,12 @@ def parse_args(argv=None):
         default=5,
         help="shared initial topics RandomState(s), s < STARTS, for the ELBO comparison "
         "of elbolab and scikit-learn (0 skips it)",
+    )
+    parser.add_argument(
+        "--cold",
+        type=int,
+        default=3,
+        help="fresh processes with an empty numba cache timing the first fit (0 skips)",
     )
     parser.add_argument("--json", metavar="OUT", help="also write the numbers to OUT")
     args = parser.parse_args(argv)
@@ -182,6 +193,41 @@ def numba_cache_present() -> bool:
     return any((Path(kernels.__file__).parent / "__pycache__").glob("_lda_kernels.*.nbi"))
 
 
+_COLD_FIT = """
+import sys, time
+from pathlib import Path
+from elbolab.data import load_ap
+from elbolab.models.lda import LDA
+ap = load_ap(Path(sys.argv[1]))
+times = []
+for _ in range(2):
+    start = time.perf_counter()
+    LDA(n_topics=int(sys.argv[2]), alpha=0.1, eta=0.1, max_iter=1, tol=0).fit(ap)
+    times.append(time.perf_counter() - start)
+print(*times)
+"""
+
+
+def cold_first_fit(root: str, n_topics: int) -> tuple[float, float]:
+    """(first, second) seconds of a 1-iteration fit in a new process, empty numba cache."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="numba-cold-") as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        done = subprocess.run(
+            [sys.executable, "-c", _COLD_FIT, root, str(n_topics)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    if done.returncode != 0:
+        sys.exit(f"lda_ap.py: the cold-cache fit failed:\n{done.stderr}")
+    first, second = (float(t) for t in done.stdout.split())
+    return first, second
+
+
 def main(argv=None):
     args = parse_args(argv)
     logging.getLogger("gensim").setLevel(logging.WARNING)
@@ -269,6 +315,17 @@ def main(argv=None):
             else "no numba cache on disk, so this includes compilation"
         )
     )
+    cold = [cold_first_fit(str(root), n_topics) for _ in range(args.cold)]
+    if cold:
+        firsts, seconds = [c[0] for c in cold], [c[1] for c in cold]
+        print(
+            f"fresh install (empty numba cache, new process), median of {len(cold)}: first "
+            f"1-iteration fit {statistics.median(firsts):.2f} s, second "
+            f"{statistics.median(seconds):.2f} s; compilation about "
+            f"{statistics.median(firsts) - statistics.median(seconds):.2f} s "
+            f"(firsts {', '.join(f'{t:.2f}' for t in firsts)}); load average now "
+            f"{[round(v, 2) for v in os.getloadavg()]}"
+        )
     ratio_sk = medians["scikit-learn"] / medians["elbolab"]
     ratio_gs = medians["gensim"] / medians["elbolab"]
     diff_sk = scores["elbolab"] - scores["scikit-learn"]
@@ -338,6 +395,7 @@ def main(argv=None):
             "elbolab_first_call_seconds": first_call,
             "elbolab_second_call_seconds": second_call,
             "numba_cache_present": cached,
+            "cold_cache_fits_seconds": [{"first": a, "second": b} for a, b in cold],
             "ratio_sklearn_over_elbolab": ratio_sk,
             "ratio_gensim_over_elbolab": ratio_gs,
             "elbo_per_token_elbolab_minus_sklearn": diff_sk,

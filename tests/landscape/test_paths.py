@@ -359,3 +359,40 @@ def test_bad_arguments_and_bad_functions():
         neb(lambda X: X.sum(), a, b, show_progress=False)
     with pytest.raises(ConfigError, match="differentiable"):
         neb(lambda X: torch.ones(X.shape[0], dtype=D), a, b, show_progress=False)
+
+
+def test_tangents_follow_henkelman_jonsson_case_by_case():
+    """The improved tangent of Henkelman & Jonsson (2000), written out case by case."""
+    from elbolab.landscape.paths import _tangents
+
+    def unit(v):  # a zero vector stays zero
+        return v / v.norm().clamp_min(torch.finfo(D).tiny)
+
+    gen = torch.Generator().manual_seed(0)
+    for trial in range(60):
+        path = torch.randn(6, 4, dtype=D, generator=gen)
+        if trial % 3 == 0:  # ties and flat stretches
+            values = torch.randint(0, 2, (6,), generator=gen).to(D)
+        else:
+            values = torch.randn(6, dtype=D, generator=gen)
+        if trial % 5 == 0:
+            path[3] = path[2]  # a zero-length segment
+        tau, seg = _tangents(path.clone(), values)
+        e = -values
+        for i in range(1, 5):
+            t_plus, t_minus = path[i + 1] - path[i], path[i] - path[i - 1]
+            up, down = e[i - 1] < e[i] < e[i + 1], e[i - 1] > e[i] > e[i + 1]
+            d_big = max(abs(e[i + 1] - e[i]), abs(e[i - 1] - e[i]))
+            d_small = min(abs(e[i + 1] - e[i]), abs(e[i - 1] - e[i]))
+            if up:
+                want = t_plus
+            elif down:
+                want = t_minus
+            elif e[i + 1] > e[i - 1]:
+                want = t_plus * d_big + t_minus * d_small
+            else:
+                want = t_plus * d_small + t_minus * d_big
+            if want.norm() == 0:
+                want = unit(t_plus) + unit(t_minus)  # flat: the bisector
+            torch.testing.assert_close(tau[i - 1], unit(want), rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(seg, (path[1:] - path[:-1]).norm(dim=1), rtol=1e-14, atol=0)
