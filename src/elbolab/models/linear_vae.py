@@ -52,7 +52,7 @@ from .. import checks
 from ..errors import ConfigError, DataError, NumericalError
 from . import ppca as _ppca
 
-__all__ = ["LinearVAE", "fit_linear_vae"]
+__all__ = ["LinearVAE", "fit_linear_vae", "fit_linear_vae_lbfgs", "profiled_elbo"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -264,6 +264,170 @@ class LinearVAE(nn.Module):
         return self.set_optimal_encoder()
 
 
+def _initial_model(x, q, sigma2, learn_sigma2, g, dtype) -> LinearVAE:
+    """The random initialisation that :func:`fit_linear_vae` documents (on checked x)."""
+    n, d = x.shape
+    s2_data = float(x.double().var(dim=0, unbiased=False).mean())  # no float16 overflow
+    if not s2_data > 0:
+        raise DataError("x has zero variance in every feature")
+    sigma2 = s2_data if sigma2 is None else checks.positive(sigma2, "sigma2")
+    model = LinearVAE(d, q, sigma2, learn_sigma2, generator=g, dtype=dtype, device=x.device)
+    with torch.no_grad():
+        # Scale the random weights to the data: W W^T ~ s^2 I and V (x - mu) ~ N(0, I).
+        model.mu.copy_(x.mean(0))
+        model.W.mul_(math.sqrt(s2_data * d / q))
+        model.V.mul_(1.0 / math.sqrt(s2_data))
+    return model
+
+
+def _checked_data(x, dtype) -> torch.Tensor:
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ConfigError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+    if isinstance(x, torch.Tensor):
+        x = x.detach()
+    x = checks.data_matrix(x, "x")
+    # Cast after the finiteness check, which then also catches overflow in the cast.
+    return checks.data_matrix(x.to(dtype), "x (in the given dtype)")
+
+
+def profiled_elbo(W, log_sigma2, lam) -> torch.Tensor:
+    """The closed-form ELBO per datum at the optimal encoder, in the data's eigenbasis.
+
+    mu is at the data mean, and the data are rotated by the eigenvectors U of their
+    covariance S = U diag(lam) U^T (normalised by N), so W here is U^T W of
+    :class:`LinearVAE`. With V and D at their optimum for (W, sigma^2) (module
+    docstring), ELBO = log p(x) - 1/2 (sum_j log M_jj - log det M) for every datum, and
+    with the Woodbury forms of log p(x) (:mod:`elbolab.models.ppca`) log det M cancels::
+
+        ELBO / N = -1/2 [D log(2 pi) + (D - q) log sigma^2 + sum_j log M_jj
+                         + (sum(lam) - tr(M^{-1} W^T L W)) / sigma^2],   L = diag(lam).
+
+    One evaluation costs O(D q^2), whatever N is. Differentiable; 0-dim tensor, nats
+    per datum.
+    """
+    d, q = W.shape
+    s2 = torch.exp(log_sigma2)
+    M = W.T @ W + s2 * torch.eye(q, dtype=W.dtype, device=W.device)
+    chol = torch.linalg.cholesky(M)
+    # tr(M^{-1} W^T L W) = |C^{-1} (L^{1/2} W)^T|_F^2 with M = C C^T.
+    half = torch.linalg.solve_triangular(chol, (W * lam.sqrt()[:, None]).T, upper=False)
+    explained = (half * half).sum()
+    log_mjj = torch.log(torch.diagonal(M)).sum()
+    return -0.5 * (d * _LOG_2PI + (d - q) * log_sigma2 + log_mjj + (lam.sum() - explained) / s2)
+
+
+def fit_linear_vae_lbfgs(
+    x,
+    latent_dim: int,
+    generator,
+    *,
+    max_iter: int = 3000,
+    sigma2: float | None = None,
+    learn_sigma2: bool = True,
+    history_size: int = 50,
+    tol: float = 1e-6,
+    chunk: int = 50,
+    dtype: torch.dtype = torch.float64,
+) -> tuple[LinearVAE, dict[str, np.ndarray]]:
+    """Maximise the closed-form ELBO of a :class:`LinearVAE` with L-BFGS (strong Wolfe).
+
+    The analytic ELBO over full-batch data is deterministic and smooth, the setting
+    quasi-Newton methods are made for. Starts from the random initialisation of
+    :func:`fit_linear_vae` (same ``generator``, same draws of W). The encoder (V, D) is
+    kept at its closed-form optimum for the current (W, sigma^2): the ELBO is concave in
+    (V, D) with a unique maximum, so this maximises the same function and has the same
+    local maxima, while removing the bilinear coupling of W and V on which gradient
+    steps (Adam, and L-BFGS on all parameters alike in our runs) crawl. mu stays at the
+    data mean, its optimum for every other parameter value. L-BFGS works on
+    :func:`profiled_elbo` in the eigenbasis of the data covariance (it is invariant to
+    this rotation); the result is rotated back, and the returned model's
+    :meth:`LinearVAE.elbo_analytic` on x is the value to report.
+
+    Parameters
+    ----------
+    x : (N, D) tensor or array
+    latent_dim : int
+    generator : torch.Generator or int seed (initial weights only)
+    max_iter : int
+        L-BFGS iterations at most.
+    sigma2 : float, optional
+        Initial sigma^2 (fixed if ``learn_sigma2`` is False); default the mean variance.
+    learn_sigma2 : bool
+    history_size : int
+        L-BFGS memory.
+    tol : float
+        Stop when ``chunk`` iterations raise the ELBO by less than ``tol`` nats per datum.
+    chunk : int
+        Iterations between records of the curve.
+    dtype : torch.dtype
+
+    Returns
+    -------
+    model : LinearVAE
+    curves : dict of ndarrays
+        ``"iteration"`` (K,), ``"evaluations"`` (K,) (ELBO evaluations so far, line
+        search included) and ``"elbo_per_datum"`` (K,), nats per datum.
+    """
+    x = _checked_data(x, dtype)
+    q = checks.integer(latent_dim, "latent_dim", 1)
+    max_iter = checks.integer(max_iter, "max_iter", 1)
+    history_size = checks.integer(history_size, "history_size", 1)
+    chunk = checks.integer(chunk, "chunk", 1)
+    tol = checks.positive(tol, "tol")
+    g = checks.torch_generator(generator, "generator", device=x.device)
+    model = _initial_model(x, q, sigma2, learn_sigma2, g, dtype)
+    n = x.shape[0]
+    xc = x - model.mu.detach()
+    lam, U = torch.linalg.eigh(xc.T @ xc / n)
+    lam = lam.clamp_min(0.0)  # rounding can make the zero eigenvalues slightly negative
+    with torch.no_grad():
+        W = (U.T @ model.W).requires_grad_()
+        log_s2 = model.log_sigma2.detach().clone().requires_grad_(model.learn_sigma2)
+    params = [W] + ([log_s2] if model.learn_sigma2 else [])
+    opt = torch.optim.LBFGS(
+        params,
+        lr=1.0,
+        max_iter=chunk,
+        history_size=history_size,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-12,
+        tolerance_change=1e-14,
+    )
+    evaluations = [0]
+
+    def closure():
+        opt.zero_grad(set_to_none=True)
+        loss = -profiled_elbo(W, log_s2, lam)
+        if not bool(torch.isfinite(loss)):
+            raise NumericalError(
+                f"fit_linear_vae_lbfgs: the ELBO became NaN or infinite after "
+                f"{evaluations[0]} evaluations (sigma2={float(torch.exp(log_s2)):g})"
+            )
+        loss.backward()
+        evaluations[0] += 1
+        return loss
+
+    def value() -> float:
+        with torch.no_grad():
+            return float(profiled_elbo(W, log_s2, lam))
+
+    curves = {"iteration": [0], "evaluations": [0], "elbo_per_datum": [value()]}
+    done = 0
+    while done < max_iter:
+        opt.param_groups[0]["max_iter"] = min(chunk, max_iter - done)
+        opt.step(closure)
+        done = opt.state[W]["n_iter"]
+        curves["iteration"].append(done)
+        curves["evaluations"].append(evaluations[0])
+        curves["elbo_per_datum"].append(value())
+        if curves["elbo_per_datum"][-1] - curves["elbo_per_datum"][-2] < tol:
+            break
+    with torch.no_grad():
+        model.W.copy_(U @ W)
+        model.log_sigma2.copy_(log_s2)
+    return model.set_optimal_encoder(), {key: np.asarray(v) for key, v in curves.items()}
+
+
 def fit_linear_vae(
     x,
     latent_dim: int,
@@ -336,14 +500,8 @@ def fit_linear_vae(
         ``"step"`` (K,), ``"elbo_analytic_per_datum"`` (K,) and
         ``"elbo_stochastic_per_datum"`` (K,), nats per datum on all of x.
     """
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise ConfigError(f"dtype must be a floating torch.dtype, got {dtype!r}")
-    if isinstance(x, torch.Tensor):
-        x = x.detach()
-    x = checks.data_matrix(x, "x")
-    # Cast after the finiteness check, which then also catches overflow in the cast.
-    x = checks.data_matrix(x.to(dtype), "x (in the given dtype)")
-    n, d = x.shape
+    x = _checked_data(x, dtype)
+    n = x.shape[0]
     q = checks.integer(latent_dim, "latent_dim", 1)
     steps = checks.integer(steps, "steps", 1)
     lr = checks.positive(lr, "lr")
@@ -353,16 +511,8 @@ def fit_linear_vae(
     k = max(1, steps // 100) if eval_every is None else checks.integer(eval_every, "eval_every", 1)
     if lr_schedule not in ("constant", "cosine"):
         raise ConfigError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
-    s2_data = float(x.double().var(dim=0, unbiased=False).mean())  # no float16 overflow
-    if not s2_data > 0:
-        raise DataError("x has zero variance in every feature")
-    sigma2 = s2_data if sigma2 is None else checks.positive(sigma2, "sigma2")
-    model = LinearVAE(d, q, sigma2, learn_sigma2, generator=g, dtype=dtype, device=x.device)
-    with torch.no_grad():
-        # Scale the random weights to the data: W W^T ~ s^2 I and V (x - mu) ~ N(0, I).
-        model.mu.copy_(x.mean(0))
-        model.W.mul_(math.sqrt(s2_data * d / q))
-        model.V.mul_(1.0 / math.sqrt(s2_data))
+    model = _initial_model(x, q, sigma2, learn_sigma2, g, dtype)
+    sigma2 = float(model.sigma2)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = (
         torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
