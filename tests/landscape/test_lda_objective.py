@@ -17,7 +17,7 @@ from elbolab.errors import ConfigError, DataError
 from elbolab.landscape import align, apply_permutation, neb
 from elbolab.landscape.lda_objective import LDAObjective
 from elbolab.models._lda_kernels import trigamma
-from elbolab.models.lda import LDA, _topics, elbo
+from elbolab.models.lda import LDA, elbo
 
 K, ALPHA, ETA = 4, 0.2, 0.1
 
@@ -86,11 +86,19 @@ def test_trigamma_matches_scipy():
     np.testing.assert_allclose(got, special.polygamma(1, x), rtol=1e-14)
 
 
-def test_topic_terms_match_lda(fitted, profile):
+def test_topic_terms_match_scipy(fitted, profile):
+    """The shared core's topic part (LDA and the objective both call it) against scipy."""
     lam = np.stack([r.components for r in fitted.restarts_])
     beta, term = profile._topics(lam)
-    want_beta, want_term = _topics(lam, ETA)
-    np.testing.assert_allclose(beta, want_beta, rtol=1e-12)
+    elog = special.psi(lam) - special.psi(lam.sum(-1, keepdims=True))
+    v = lam.shape[-1]
+    want_term = (
+        ((ETA - lam) * elog).sum((1, 2))
+        + K * (special.gammaln(v * ETA) - v * special.gammaln(ETA))
+        - special.gammaln(lam.sum(-1)).sum(-1)
+        + special.gammaln(lam).sum((1, 2))
+    )
+    np.testing.assert_allclose(beta, np.exp(elog).transpose(0, 2, 1), rtol=1e-12)
     np.testing.assert_allclose(term, want_term, rtol=1e-12)
 
 

@@ -453,3 +453,42 @@ def test_ap_five_topics_five_iterations(real_data):
     assert per_token.shape == (5,) and np.all(np.isfinite(per_token))
     assert np.all(np.diff(model.history_) >= 0)
     assert np.all((per_token > -9.5) & (per_token < -7.5)), per_token
+
+
+# --------------------------------------------------------------- the shared kernels
+def test_m_step_statistics_kernel_is_dense_phi(small, fitted):
+    """sufficient_stats (the M-step, shared by LDA and LDAObjective) against phi formed
+    densely: s_kw = sum_d n_dw phi_dwk, phi_dwk proportional to exp(E[log theta_dk] +
+    E[log beta_kw])."""
+    from elbolab.models.lda import _as_csr, _columns, _topics
+
+    corpus, k, alpha, eta = small
+    X = _as_csr(corpus)
+    rng = np.random.default_rng(5)
+    lam0, gamma0 = fitted.components_, fitted.gamma_
+    lam = lam0[None] * np.exp(0.3 * rng.standard_normal((2, *lam0.shape)))
+    gamma = gamma0[None] * np.exp(0.3 * rng.standard_normal((2, *gamma0.shape)))
+    beta, _ = _topics(lam, eta)
+    ratio = np.empty((2, X.nnz))
+    kernels.doc_terms(X.indptr, X.indices, X.data, beta, gamma, alpha, ratio)
+    got = np.empty_like(lam)
+    kernels.sufficient_stats(*_columns(X), ratio, gamma, beta, got)
+    dense = X.toarray()
+    for r in range(2):
+        elog_theta = special.psi(gamma[r]) - special.psi(gamma[r].sum(1, keepdims=True))
+        elog_beta = special.psi(lam[r]) - special.psi(lam[r].sum(1, keepdims=True))
+        log_phi = elog_theta[:, None, :] + elog_beta.T[None]  # (D, V, K)
+        phi = np.exp(log_phi - special.logsumexp(log_phi, -1, keepdims=True))
+        want = np.einsum("dv,dvk->kv", dense, phi)
+        np.testing.assert_allclose(got[r], want, rtol=1e-10, atol=1e-12)
+
+
+def test_completion_kernel_is_the_posterior_mean_formula(small, fitted):
+    corpus, k, alpha, eta = small
+    X = sp.csr_matrix(corpus.counts, dtype=np.float64)
+    lam, gamma = fitted.components_, fitted.gamma_
+    got = kernels.completion_terms(X.indptr, X.indices, X.data, gamma[None], lam[None])[0]
+    theta = gamma / gamma.sum(1, keepdims=True)
+    beta = lam / lam.sum(1, keepdims=True)
+    want = (X.toarray() * np.log(theta @ beta)).sum(1)
+    np.testing.assert_allclose(got, want, rtol=1e-12)

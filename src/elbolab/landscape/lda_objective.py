@@ -91,7 +91,6 @@ from __future__ import annotations
 import hashlib
 import math
 
-import numba as nb
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -100,7 +99,7 @@ from .. import checks
 from ..errors import ConfigError, DataError, NumericalError
 from ..models import _lda_full_kernels as full_kernels
 from ..models import _lda_kernels as kernels
-from ..models.lda import _as_csr, _dirichlet_kl_term, dirichlet_expectation
+from ..models.lda import _as_csr, _columns, _dirichlet_kl_term, _topics, dirichlet_expectation
 from .flat import Flattener
 
 __all__ = ["LDAObjective"]
@@ -111,124 +110,6 @@ _FULL_GRADIENTS = ("closed_form", "autograd")
 # several threads even when a call has one pivot. Fixed (not chosen from the batch size or
 # the thread count) so that a row's value and gradient do not depend on its batch.
 _FULL_BLOCKS = 4
-
-
-# --------------------------------------------------------------------------- kernels
-@nb.njit(parallel=True, cache=True, error_model="numpy")
-def _topic_terms(lam, eta, elog_beta, exponentiate):
-    """From lambda (P, K, V): E[log beta] word-major (P, V, K) and the topic terms.
-
-    Writes ``elog_beta[p, w, k] = psi(lam_pkw) - psi(sum_w lam_pkw)``, exponentiated if
-    ``exponentiate`` (what the E-step reads), and returns (P,)
-    ``E[log p(beta | eta)] - E[log q(beta | lambda)]`` summed over topics, with the
-    symmetric Dirichlet's normalizer (as ``elbolab.models.lda._topics``).
-    """
-    n_piv, n_topics, n_words = lam.shape
-    per_topic = np.zeros((n_piv, n_topics))
-    norm = math.lgamma(n_words * eta) - n_words * math.lgamma(eta)
-    for job in nb.prange(n_piv * n_topics):
-        p = job // n_topics
-        k = job % n_topics
-        row = lam[p, k]
-        total = row.sum()
-        psi_total = kernels.digamma(total)
-        acc = norm - math.lgamma(total)
-        for w in range(n_words):
-            e = kernels.digamma(row[w]) - psi_total
-            elog_beta[p, w, k] = math.exp(e) if exponentiate else e
-            acc += (eta - row[w]) * e + math.lgamma(row[w])
-        per_topic[p, k] = acc
-    return per_topic.sum(1)
-
-
-@nb.njit(parallel=True, cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
-def _sufficient_stats(col_ptr, col_docs, col_pos, ratio, gamma, exp_elog_beta, out):
-    """M-step statistics s_kw = sum_d n_dw phi_dwk at phi optimal for (gamma, lambda).
-
-    phi_dwk = exp(E[log theta_dk]) exp(E[log beta_kw]) / phinorm_dw, so
-    s_kw = exp(E[log beta_kw]) sum_d (n_dw / phinorm_dw) exp(E[log theta_dk]).
-    Parallel over (pivot, word) with the non-zeros visited column by column (CSC
-    order ``col_ptr``, ``col_docs``, and ``col_pos`` their places in the CSR arrays),
-    so no two jobs write the same entry.
-
-    Parameters
-    ----------
-    col_ptr : (V + 1,), col_docs : (nnz,), col_pos : (nnz,) CSC structure of the counts.
-    ratio : (P, nnz) n_dw / phinorm_dw in CSR order (from ``doc_terms``).
-    gamma : (P, D, K); exp_elog_beta : (P, V, K).
-    out : (P, K, V), overwritten with s.
-    """
-    n_piv, n_docs, n_topics = gamma.shape
-    n_words = exp_elog_beta.shape[1]
-    et = np.empty((n_piv, n_docs, n_topics))
-    for job in nb.prange(n_piv * n_docs):
-        p = job // n_docs
-        d = job % n_docs
-        kernels._exp_elog(gamma[p, d], et[p, d])
-    for job in nb.prange(n_piv * n_words):
-        p = job // n_words
-        w = job % n_words
-        acc = np.zeros(n_topics)
-        for i in range(col_ptr[w], col_ptr[w + 1]):
-            r = ratio[p, col_pos[i]]
-            d = col_docs[i]
-            for k in range(n_topics):
-                acc[k] += r * et[p, d, k]
-        for k in range(n_topics):
-            out[p, k, w] = exp_elog_beta[p, w, k] * acc[k]
-
-
-@nb.njit(parallel=True, cache=True, error_model="numpy")
-def _envelope_gradient(lam, eta, grad):
-    """d profile ELBO / d log lambda, in place of the statistics s in ``grad`` (P, K, V).
-
-    dL/dlambda_kw = psi1(lambda_kw) r_kw - psi1(sum_w lambda_kw) sum_w' r_kw', with
-    r = eta + s - lambda; times lambda_kw for log lambda. Parallel over (pivot, topic).
-    """
-    n_piv, n_topics, n_words = lam.shape
-    for job in nb.prange(n_piv * n_topics):
-        p = job // n_topics
-        k = job % n_topics
-        row = lam[p, k]
-        out = grad[p, k]
-        resid_sum = 0.0
-        for w in range(n_words):
-            out[w] = eta + out[w] - row[w]  # now r_kw
-            resid_sum += out[w]
-        shared = kernels.trigamma(row.sum()) * resid_sum
-        for w in range(n_words):
-            out[w] = row[w] * (kernels.trigamma(row[w]) * out[w] - shared)
-
-
-@nb.njit(parallel=True, cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
-def _completion_terms(indptr, indices, counts, gamma, lam):
-    """sum_w n_dw log sum_k E[theta_dk] E[beta_kw] for every (pivot, document): (P, D).
-
-    Posterior means E[theta_d] = gamma_d / sum(gamma_d), E[beta_k] = lambda_k / sum(lambda_k)
-    (as ``LDA.completion_log_likelihood``); ``counts`` are the held-out tokens.
-    """
-    n_piv, n_docs, n_topics = gamma.shape
-    lam_sum = np.empty((n_piv, n_topics))
-    for p in range(n_piv):
-        for k in range(n_topics):
-            lam_sum[p, k] = lam[p, k].sum()
-    out = np.zeros((n_piv, n_docs))
-    for job in nb.prange(n_piv * n_docs):
-        p = job // n_docs
-        d = job % n_docs
-        g = gamma[p, d]
-        theta = g / g.sum()
-        for k in range(n_topics):
-            theta[k] /= lam_sum[p, k]
-        total = 0.0
-        for j in range(indptr[d], indptr[d + 1]):
-            w = indices[j]
-            prob = 0.0
-            for k in range(n_topics):
-                prob += theta[k] * lam[p, k, w]
-            total += counts[j] * math.log(prob)
-        out[p, d] = total
-    return out
 
 
 # --------------------------------------------------------------------------- autograd
@@ -353,17 +234,11 @@ class LDAObjective:
         self.nnz = int(X.nnz)
         self.n_tokens = int(X.data.sum())
         self.lengths = np.asarray(X.sum(1)).ravel()
-        self.rows = np.repeat(np.arange(self.n_docs, dtype=np.int64), np.diff(X.indptr))
         self.cols = X.indices.astype(np.int64)
         self.counts = X.data.copy()
-        # CSC view of the same non-zeros for the sufficient statistics: column by column,
-        # the documents and the places of the entries in the CSR arrays.
-        order = np.argsort(self.cols, kind="stable")
-        self._col_pos = order.astype(np.int64)
-        self._col_docs = self.rows[order]
-        self._col_ptr = np.concatenate(
-            [[0], np.cumsum(np.bincount(self.cols, minlength=self.n_words))]
-        ).astype(np.int64)
+        # The same non-zeros word by word, for the M-step statistics.
+        self._col_ptr, self._col_docs, self._col_pos = _columns(X)
+        self.rows = np.repeat(np.arange(self.n_docs, dtype=np.int64), np.diff(X.indptr))
         k, v = self.n_topics, self.n_words
         template = {"log_lam": (k, v)}
         if mode == "full":
@@ -523,9 +398,7 @@ class LDAObjective:
         return np.ascontiguousarray(np.broadcast_to(start, (n_piv, X.shape[0], self.n_topics)))
 
     def _topics(self, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        beta = np.empty((lam.shape[0], self.n_words, self.n_topics))
-        term = _topic_terms(np.ascontiguousarray(lam), self.eta, beta, True)
-        return beta, term
+        return _topics(lam, self.eta)
 
     def _e_step(self, X: sp.csr_matrix, beta: np.ndarray, start=None) -> np.ndarray:
         """gamma (P, D', K) optimal for the documents X under topics beta (P, V, K).
@@ -585,9 +458,11 @@ class LDAObjective:
         if not need_grad:
             return values, None, gamma
         grad = np.empty_like(lam)
-        _sufficient_stats(self._col_ptr, self._col_docs, self._col_pos, ratio, gamma, beta, grad)
+        kernels.sufficient_stats(
+            self._col_ptr, self._col_docs, self._col_pos, ratio, gamma, beta, grad
+        )
         # Envelope theorem: the partial derivative at the optimal (gamma, phi).
-        _envelope_gradient(lam, self.eta, grad)
+        kernels.dirichlet_gradient(lam, self.eta, grad)
         return values, grad, gamma
 
     def _full_values(self, blocks: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -663,7 +538,7 @@ class LDAObjective:
         k, v, n_piv = self.n_topics, self.n_words, xn.shape[0]
         lam = np.exp(xn[:, : k * v]).reshape(n_piv, k, v)
         elog_beta = np.empty((n_piv, v, k))
-        topic_term = _topic_terms(lam, self.eta, elog_beta, False)
+        topic_term = kernels.topic_terms(lam, self.eta, elog_beta, False)
         stats = np.empty((n_piv, _FULL_BLOCKS, v, k))
         X = self.X
         docs = full_kernels.full_terms(
@@ -679,7 +554,7 @@ class LDAObjective:
             stats,
         )
         stats = np.ascontiguousarray(stats.sum(1).transpose(0, 2, 1))
-        _envelope_gradient(lam, self.eta, stats)  # the statistics become d/d log lambda
+        kernels.dirichlet_gradient(lam, self.eta, stats)  # the statistics become d/d log lambda
         grad[:, : k * v] = stats.reshape(n_piv, k * v)
         return docs.sum(1) + topic_term
 
@@ -803,7 +678,9 @@ class LDAObjective:
         for c in self._chunks(x.shape[0]):
             lam = self._lam_numpy(x[c])
             gamma = self._e_step(obs, self._topics(lam)[0])
-            total[c] = _completion_terms(held.indptr, held.indices, held.data, gamma, lam).sum(1)
+            total[c] = kernels.completion_terms(
+                held.indptr, held.indices, held.data, gamma, lam
+            ).sum(1)
         n_tokens = int(held.data.sum())
         per_token = total / n_tokens if n_tokens else np.full_like(total, np.nan)
         return {

@@ -1,4 +1,7 @@
-"""Compiled per-document loops for LDA's E-step (numba, parallel over documents).
+"""The compiled core of LDA (numba): E-step, ELBO terms, M-step statistics, gradients.
+
+Both :class:`elbolab.models.lda.LDA` and :class:`elbolab.landscape.LDAObjective` compute
+through these kernels, batched over a leading axis R (restarts or path pivots).
 
 The E-step is a fixed-point iteration per document whose sweep count varies from a
 handful to a hundred. As batched tensor ops every sweep touches (nnz, K) temporaries
@@ -188,4 +191,122 @@ def doc_terms(indptr, indices, counts, exp_elog_beta, gamma, alpha, ratio_out):
         for k in range(n_topics):
             total += (alpha - g[k]) * (digamma(g[k]) - psi_sum) + math.lgamma(g[k])
         out[r, d] = total
+    return out
+
+
+@nb.njit(parallel=True, cache=True, error_model="numpy")
+def topic_terms(lam, eta, elog_beta, exponentiate):
+    """From lambda (P, K, V): E[log beta] word-major (P, V, K) and the topic terms.
+
+    Writes ``elog_beta[p, w, k] = psi(lam_pkw) - psi(sum_w lam_pkw)``, exponentiated if
+    ``exponentiate`` (what the E-step reads), and returns (P,)
+    ``E[log p(beta | eta)] - E[log q(beta | lambda)]`` summed over topics, with the
+    symmetric Dirichlet's normalizer .
+    """
+    n_piv, n_topics, n_words = lam.shape
+    per_topic = np.zeros((n_piv, n_topics))
+    norm = math.lgamma(n_words * eta) - n_words * math.lgamma(eta)
+    for job in nb.prange(n_piv * n_topics):
+        p = job // n_topics
+        k = job % n_topics
+        row = lam[p, k]
+        total = row.sum()
+        psi_total = digamma(total)
+        acc = norm - math.lgamma(total)
+        for w in range(n_words):
+            e = digamma(row[w]) - psi_total
+            elog_beta[p, w, k] = math.exp(e) if exponentiate else e
+            acc += (eta - row[w]) * e + math.lgamma(row[w])
+        per_topic[p, k] = acc
+    return per_topic.sum(1)
+
+
+@nb.njit(parallel=True, cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def sufficient_stats(col_ptr, col_docs, col_pos, ratio, gamma, exp_elog_beta, out):
+    """M-step statistics s_kw = sum_d n_dw phi_dwk at phi optimal for (gamma, lambda).
+
+    phi_dwk = exp(E[log theta_dk]) exp(E[log beta_kw]) / phinorm_dw, so
+    s_kw = exp(E[log beta_kw]) sum_d (n_dw / phinorm_dw) exp(E[log theta_dk]).
+    Parallel over (pivot, word) with the non-zeros visited column by column (CSC
+    order ``col_ptr``, ``col_docs``, and ``col_pos`` their places in the CSR arrays),
+    so no two jobs write the same entry.
+
+    Parameters
+    ----------
+    col_ptr : (V + 1,), col_docs : (nnz,), col_pos : (nnz,) CSC structure of the counts.
+    ratio : (P, nnz) n_dw / phinorm_dw in CSR order (from ``doc_terms``).
+    gamma : (P, D, K); exp_elog_beta : (P, V, K).
+    out : (P, K, V), overwritten with s.
+    """
+    n_piv, n_docs, n_topics = gamma.shape
+    n_words = exp_elog_beta.shape[1]
+    et = np.empty((n_piv, n_docs, n_topics))
+    for job in nb.prange(n_piv * n_docs):
+        p = job // n_docs
+        d = job % n_docs
+        _exp_elog(gamma[p, d], et[p, d])
+    for job in nb.prange(n_piv * n_words):
+        p = job // n_words
+        w = job % n_words
+        acc = np.zeros(n_topics)
+        for i in range(col_ptr[w], col_ptr[w + 1]):
+            r = ratio[p, col_pos[i]]
+            d = col_docs[i]
+            for k in range(n_topics):
+                acc[k] += r * et[p, d, k]
+        for k in range(n_topics):
+            out[p, k, w] = exp_elog_beta[p, w, k] * acc[k]
+
+
+@nb.njit(parallel=True, cache=True, error_model="numpy")
+def dirichlet_gradient(lam, eta, grad):
+    """d ELBO / d log lambda, in place of the topic statistics s in ``grad`` (P, K, V).
+
+    The ELBO's dependence on lambda at fixed phi: dL/dlambda_kw = psi1(lambda_kw) r_kw
+    - psi1(sum_w lambda_kw) sum_w' r_kw', with r = eta + s - lambda (the M-step's
+    residual); times lambda_kw for log lambda. Parallel over (pivot, topic).
+    """
+    n_piv, n_topics, n_words = lam.shape
+    for job in nb.prange(n_piv * n_topics):
+        p = job // n_topics
+        k = job % n_topics
+        row = lam[p, k]
+        out = grad[p, k]
+        resid_sum = 0.0
+        for w in range(n_words):
+            out[w] = eta + out[w] - row[w]  # now r_kw
+            resid_sum += out[w]
+        shared = trigamma(row.sum()) * resid_sum
+        for w in range(n_words):
+            out[w] = row[w] * (trigamma(row[w]) * out[w] - shared)
+
+
+@nb.njit(parallel=True, cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def completion_terms(indptr, indices, counts, gamma, lam):
+    """sum_w n_dw log sum_k E[theta_dk] E[beta_kw] for every (pivot, document): (P, D).
+
+    Posterior means E[theta_d] = gamma_d / sum(gamma_d), E[beta_k] = lambda_k / sum(lambda_k);
+    ``counts`` are the held-out tokens (document completion).
+    """
+    n_piv, n_docs, n_topics = gamma.shape
+    lam_sum = np.empty((n_piv, n_topics))
+    for p in range(n_piv):
+        for k in range(n_topics):
+            lam_sum[p, k] = lam[p, k].sum()
+    out = np.zeros((n_piv, n_docs))
+    for job in nb.prange(n_piv * n_docs):
+        p = job // n_docs
+        d = job % n_docs
+        g = gamma[p, d]
+        theta = g / g.sum()
+        for k in range(n_topics):
+            theta[k] /= lam_sum[p, k]
+        total = 0.0
+        for j in range(indptr[d], indptr[d + 1]):
+            w = indices[j]
+            prob = 0.0
+            for k in range(n_topics):
+                prob += theta[k] * lam[p, k, w]
+            total += counts[j] * math.log(prob)
+        out[p, d] = total
     return out

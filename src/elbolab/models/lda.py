@@ -46,7 +46,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 import scipy.sparse as sp
 import torch
-from scipy import special
 
 from .. import checks
 from ..errors import ConfigError, DataError, NumericalError
@@ -161,16 +160,24 @@ def _topics(lam: np.ndarray, eta: float) -> tuple[np.ndarray, np.ndarray]:
     of the ELBO, E[log p(beta | eta)] - E[log q(beta | lambda)] per restart (R,), with
     the symmetric Dirichlet's normalizer.
     """
-    n_words = lam.shape[-1]
-    lam_sum = lam.sum(-1, keepdims=True)
-    elog = special.psi(lam) - special.psi(lam_sum)
-    term = (
-        ((eta - lam) * elog).sum((1, 2))
-        + lam.shape[1] * (math.lgamma(n_words * eta) - n_words * math.lgamma(eta))
-        - special.gammaln(lam_sum).sum((1, 2))
-        + special.gammaln(lam).sum((1, 2))
-    )
-    return np.ascontiguousarray(np.exp(elog).transpose(0, 2, 1)), term
+    lam = np.ascontiguousarray(lam, dtype=np.float64)
+    beta = np.empty((lam.shape[0], lam.shape[2], lam.shape[1]))
+    term = kernels.topic_terms(lam, eta, beta, True)
+    return beta, term
+
+
+def _columns(X: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The non-zeros of X word by word, for kernels that write one word's entries per job.
+
+    Returns (col_ptr (V + 1,), col_docs (nnz,), col_pos (nnz,)): the non-zeros of word w
+    are ``col_ptr[w]:col_ptr[w + 1]``, with their documents and their places in X's CSR
+    arrays.
+    """
+    rows = np.repeat(np.arange(X.shape[0], dtype=np.int64), np.diff(X.indptr))
+    cols = X.indices.astype(np.int64)
+    order = np.argsort(cols, kind="stable").astype(np.int64)
+    col_ptr = np.concatenate([[0], np.cumsum(np.bincount(cols, minlength=X.shape[1]))])
+    return col_ptr.astype(np.int64), rows[order], order
 
 
 def _check_bound(bound: np.ndarray, X: sp.csr_matrix, where: str) -> None:
@@ -317,10 +324,11 @@ class LDA:
         """Per-document ELBO terms (R, D) under topics ``beta``; fills ``ratio`` (R, nnz)."""
         return kernels.doc_terms(X.indptr, X.indices, X.data, beta, gamma, alpha, ratio)
 
-    def _iteration(self, X, current, alpha, eta, keep_better):
+    def _iteration(self, X, columns, current, alpha, eta, keep_better):
         """One E-step and M-step for a subset of restarts (arrays indexed by restart).
 
-        ``current`` is (lam, gamma, beta, scores, ratio) of those restarts. The E-step
+        ``columns`` is ``_columns(X)``; ``current`` is (lam, gamma, beta, scores, ratio)
+        of those restarts. The E-step
         starts afresh; with ``keep_better`` each document then keeps the better of its
         fresh and previous gamma, so the ELBO cannot decrease. Returns the new
         (lam, gamma, beta, scores, ratio, bound), bound (R,) the ELBO at the new topics.
@@ -337,11 +345,9 @@ class LDA:
         self._doc_scores(X, beta, gamma, alpha, ratio)
         # M-step: lambda_kw = eta + sum_d n_dw phi_dwk
         #       = eta + exp(E[log beta_kw]) sum_d (n_dw / phinorm_dw) exp(E[log theta_dk]).
-        exp_elog_theta = np.exp(special.psi(gamma) - special.psi(gamma.sum(-1, keepdims=True)))
         lam = np.empty_like(lam)
-        for r in range(n):  # one sparse product per restart, over all documents
-            weights = sp.csr_matrix((ratio[r], X.indices, X.indptr), shape=X.shape)
-            lam[r] = eta + beta[r].T * (weights.T @ exp_elog_theta[r]).T
+        kernels.sufficient_stats(*columns, ratio, gamma, beta, lam)
+        lam += eta
         # The ELBO at the new topics, with phi optimal for them.
         beta, topic_term = _topics(lam, eta)
         scores = self._doc_scores(X, beta, gamma, alpha, ratio)
@@ -429,16 +435,19 @@ class LDA:
         ratio = np.empty((lam.shape[0], X.nnz))
         scores = self._doc_scores(X, beta, gamma, alpha, ratio)
         current = (lam, gamma, beta, scores, ratio)
+        columns = _columns(X)
         while not done.all() and len(history) < self.max_iter:
             a = np.flatnonzero(~done)  # restarts still running
-            step = self._iteration(X, [x[a] for x in current], alpha, eta, keep_better=False)
+            step = self._iteration(
+                X, columns, [x[a] for x in current], alpha, eta, keep_better=False
+            )
             if history:
                 # Rare: the capped fresh E-step lost more than the M-step gained. Redo
                 # those restarts keeping each document's better gamma (never lower).
                 worse = np.flatnonzero(step[-1] < history[-1][a])
                 if worse.size:
                     redo = self._iteration(
-                        X, [x[a[worse]] for x in current], alpha, eta, keep_better=True
+                        X, columns, [x[a[worse]] for x in current], alpha, eta, keep_better=True
                     )
                     for new, fixed in zip(step, redo, strict=True):
                         new[worse] = fixed
@@ -603,12 +612,13 @@ class LDA:
                 f"observed part {obs.shape} and held-out part {held.shape} differ in shape"
             )
         gamma = self.transform(obs)
-        theta = gamma / gamma.sum(1, keepdims=True)
-        beta = self.components_ / self.components_.sum(1, keepdims=True)
-        coo = held.tocoo()
-        prob = np.einsum("nk,nk->n", theta[coo.row], beta[:, coo.col].T)
-        n_tokens = int(coo.data.sum())
-        total = float((coo.data * np.log(prob)).sum())
+        lam = np.ascontiguousarray(self.components_, dtype=np.float64)
+        total = float(
+            kernels.completion_terms(
+                held.indptr, held.indices, held.data, gamma[None], lam[None]
+            ).sum()
+        )
+        n_tokens = int(held.data.sum())
         return {
             "log_likelihood": total,
             "n_tokens": n_tokens,
