@@ -19,10 +19,10 @@ every Dirichlet normalizer, evaluated at the phi that is optimal for the current
 This is the same quantity as scikit-learn's ``LatentDirichletAllocation._approx_bound``
 (without subsampling).
 
-The E-step runs in a compiled kernel parallel over every (restart, document) pair
-(``_lda_kernels``), the M-step and the bound are array operations over all
-restarts at once, so a fit with R restarts is one batched computation, not R fits
-one after another, and there is no Python loop over documents.
+The E-step, the bound's terms and the M-step statistics run in compiled kernels
+(``_lda_kernels``, shared with :class:`elbolab.landscape.LDAObjective`), parallel over
+(restart, document) or (restart, word) pairs, so a fit with R restarts is one batched
+computation, not R fits one after another, and there is no Python loop over documents.
 
 Monotone ELBO. Each E-step starts every document afresh from gamma = alpha + N_d/K
 (Blei et al. 2003, Fig. 6), as scikit-learn and Hoffman's code restart from random
