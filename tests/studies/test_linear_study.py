@@ -96,3 +96,38 @@ def test_report_has_every_figure(smoke_run):
     for name in names:
         assert (out / "figures" / f"{name}.png").is_file()
     assert html.count("data:image/png;base64") == len(names)
+
+
+def test_claims_are_stored_and_follow_the_numbers(smoke_run):
+    _, m = smoke_run
+    cfg = linear.PRESETS["smoke"]
+    rows = m["claims"]
+    assert len(rows) == 4
+    assert [c.verdict for c in linear.claims(cfg, m)] == [r["verdict"] for r in rows]
+    inits = m["inits"]
+    assert len(inits["linear"]["elbo"]) == len(inits["deep"]["elbo_heldout"]) == cfg.n_inits
+    for value in inits["linear"]["elbo"]:
+        assert value <= inits["linear"]["ppca_log_likelihood"] + 1e-9
+    sg = m["surgery_ppca"]
+    assert sg["mutual_info"] <= sg["log_n"] + 1e-12
+    assert sg["average_kl_mc"] == pytest.approx(sg["mutual_info"] + sg["marginal_kl"], abs=1e-9)
+
+
+def test_claim_verdicts_change_with_the_measured_numbers(smoke_run):
+    _, m = smoke_run
+    cfg = linear.PRESETS["smoke"]
+
+    def verdicts(**changes):
+        metrics = {**m, **changes}
+        return [c.verdict for c in linear.claims(cfg, metrics)]
+
+    # An ELBO above the exact maximum is never "holds".
+    assert verdicts(gap_analytic=-0.01)[0] == "not at this budget"
+    assert verdicts(gap_analytic=0.0, worst_sweep_gap=0.0, latent_sweep=[])[0] == "holds"
+    assert verdicts(gap_analytic=0.5, worst_sweep_gap=0.0, latent_sweep=[])[0] == "partly"
+    spread = {**m["inits"], "linear": {**m["inits"]["linear"], "spread": 3.0}}
+    assert verdicts(inits=spread)[1] == "not at this budget"
+    low = {**m["surgery_ppca"], "marginal_kl": 0.2, "se_marginal_kl": 0.01}
+    assert verdicts(surgery_ppca=low)[3] == "holds"
+    high = {**low, "marginal_kl": 50.0}
+    assert verdicts(surgery_ppca=high)[3] != "holds"

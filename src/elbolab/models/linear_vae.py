@@ -512,7 +512,7 @@ def fit_linear_vae(
     if lr_schedule not in ("constant", "cosine"):
         raise ConfigError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
     model = _initial_model(x, q, sigma2, learn_sigma2, g, dtype)
-    sigma2 = float(model.sigma2)
+    sigma2 = float(model.sigma2.detach())
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = (
         torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
