@@ -187,3 +187,22 @@ def test_centred_network_starts_at_zero_with_the_networks_kernel_and_moves_like_
             p.add_(0.1)
     assert torch.allclose(centred(x), net(x) - before, atol=1e-12)
     assert not torch.allclose(centred(x), torch.zeros_like(before))
+
+
+def test_natural_about_a_reference_has_the_stated_natural_parameters():
+    from elbolab.models.amortized import natural_about
+
+    out = torch.tensor([[0.0, 0.5, 0.0, -1.0]], dtype=torch.float64)  # (a, b), d = 2
+    ref = torch.tensor([[3.0, -2.0]], dtype=torch.float64)
+    q = natural_about(out, ref, precision=100.0)
+    lam = 100.0 * torch.exp(torch.tensor([0.0, -1.0], dtype=torch.float64))
+    eta1 = 100.0 * torch.tensor([0.0, 0.5], dtype=torch.float64) + lam * ref[0]
+    assert torch.allclose(q.mean[0], eta1 / lam)
+    assert torch.allclose(q.scale[0], lam.rsqrt())
+    # Zero outputs give N(reference, 1 / precision) whatever the reference.
+    q0 = natural_about(torch.zeros(1, 4, dtype=torch.float64), ref, precision=100.0)
+    assert torch.allclose(q0.mean, ref) and torch.allclose(
+        q0.scale, torch.full((1, 2), 0.1, dtype=torch.float64)
+    )
+    with pytest.raises(ConfigError, match="precision"):
+        natural_about(out, ref, precision=0.0)

@@ -292,6 +292,30 @@ def natural(out: torch.Tensor) -> DiagonalNormal:
     return DiagonalNormal(eta1 / prec, prec.rsqrt())
 
 
+def natural_about(out: torch.Tensor, reference: torch.Tensor, precision: float) -> DiagonalNormal:
+    """Outputs ``(a, b)`` (2d) -> the Gaussian with natural parameters
+    ``eta_1 = precision * a + lambda * reference`` and ``eta_2 = -lambda / 2``, where
+    ``lambda = precision * exp(b)``.
+
+    The natural parameters measured from a reference point: at zero outputs q is
+    N(reference, 1 / precision), and the network learns the (precision-weighted) offset
+    from it. At fixed x, eta is linear in (a, lambda), so the expected forward KL stays
+    convex in those outputs as in :func:`natural`. Plain natural parameters fail when the
+    posterior is much narrower than the distance of its mean from zero: eta_1 = mu *
+    lambda must then be huge and exact to a tiny relative error, and training settles for
+    a wide q. ``reference`` (a data summary near the posterior mean, broadcasting to
+    (..., d)) and ``precision`` (a typical posterior precision) keep the outputs of
+    order one.
+    """
+    if not precision > 0:
+        raise ConfigError(f"precision must be > 0, got {precision}")
+    a, b = _split(out)
+    low, high = _LOG_SCALE_RANGE
+    lam = precision * b.clamp(-2 * high, -2 * low).exp()
+    eta1 = precision * a + lam * reference
+    return DiagonalNormal(eta1 / lam, lam.rsqrt())
+
+
 def mean_only(scale: float) -> Callable[[torch.Tensor], DiagonalNormal]:
     """Outputs ``mu`` (d) -> N(mu, scale^2 I) with a fixed scale."""
     if not scale > 0:

@@ -67,7 +67,7 @@ from ..models.amortized import (
     Linearized,
     empirical_ntk,
     mean_only,
-    natural,
+    natural_about,
     ntk_drift,
 )
 from ..models.simulators import ConjugateGaussian, RotatedDigits, ShiftedMixture
@@ -311,8 +311,24 @@ def _cluster_features(model: ShiftedMixture, x: torch.Tensor, n_q: int) -> torch
 
 
 def _cluster_family(kind: str, model: ShiftedMixture):
-    """Distribution over u = z / scale from network outputs (mean-only sd: 1 unit of z)."""
-    return mean_only(1.0 / model.scale) if kind == "mean" else natural
+    """``(outputs, x) -> q`` over u = z / scale.
+
+    mean: N(outputs, sd 1 unit of z). natural: natural parameters about the data's mean
+    (:func:`natural_about`), with the reference precision of the same 1 unit of z. The
+    reference is the same for the shift and every centre, so it carries no order of the
+    centres (which the label-switching question is about).
+    """
+    if kind == "mean":
+        family = mean_only(1.0 / model.scale)
+        return lambda out, x: family(out)
+
+    def family(out, x):
+        reference = (x.mean(-1, keepdim=True) / model.scale).expand(
+            out.shape[:-1] + (out.shape[-1] // 2,)
+        )
+        return natural_about(out, reference, model.scale**2)
+
+    return family
 
 
 def _cluster_fit(
@@ -333,7 +349,7 @@ def _cluster_fit(
     log_scale = d * math.log(model.scale)  # density of z = scale * u
 
     def q_fn(x):  # x (R, B, n_obs) -> q over u, batch (R, B)
-        return family(ens(_cluster_features(model, x, cfg.cluster_quantiles)))
+        return family(ens(_cluster_features(model, x, cfg.cluster_quantiles)), x)
 
     opt = torch.optim.Adam(ens.parameters(), lr=cfg.cluster_lr)
     gen = checks.torch_generator(cfg.seed + 2, "seed", device=device)
