@@ -2,6 +2,7 @@
 
 import copy
 
+import numpy as np
 import pytest
 
 from elbolab.studies import fkl
@@ -105,3 +106,12 @@ def test_clustering_recovery_threshold_is_95_percent(rate, expected):
     m["clustering"]["recovered_rate_by_parameterization"]["natural"]["fkl"] = rate
     m["clustering"]["ordered_rate_by_parameterization"]["natural"]["fkl"] = 0.9
     assert _verdicts(m)[6] == expected
+
+
+def test_steps_to_a_share_of_the_start_is_the_first_evaluation_below_it():
+    run = {
+        "steps": np.array([0, 100, 200, 300]),
+        "nll_gap_network": np.array([1.0, 0.2, 0.04, 0.01]),
+    }
+    assert fkl._first_step_below(run, 0.05) == 200
+    assert fkl._first_step_below(run, 0.005) is None

@@ -595,6 +595,16 @@ def _spread(values) -> dict:
     return {"mean": float(v.mean()), "sd": sd, "min": float(v.min()), "max": float(v.max())}
 
 
+# The share of the starting gap that "steps to converge" is measured at (5%).
+_FAST_SHARE = 0.05
+
+
+def _first_step_below(run: dict, share: float):
+    gaps = run["nll_gap_network"]
+    below = np.flatnonzero(gaps <= share * gaps[0])
+    return int(run["steps"][below[0]]) if below.size else None
+
+
 def _width_metrics(cfg, width) -> dict:
     """Experiment 1 by width: final test gaps, network-linearization KL, NTK drift and
     stopping steps, each over the seeds (mean, sd, min, max) and per seed."""
@@ -607,10 +617,14 @@ def _width_metrics(cfg, width) -> dict:
             "kl_network_linearized": [float(r["kl_network_linearized"][-1]) for r in runs],
             "ntk_drift": [float(r["ntk_drift"]) for r in runs],
             "steps": [int(r["steps"][-1]) for r in runs],
+            # How fast: the first evaluation at which the network's test gap is within
+            # _FAST_SHARE of its start (None if never).
+            "steps_to_fast_share": [_first_step_below(r, _FAST_SHARE) for r in runs],
         }
         out[str(w)] = {
-            **{k: _spread(v) for k, v in per_seed.items() if k != "steps"},
+            **{k: _spread(v) for k, v in per_seed.items() if k.startswith(("gap", "kl", "ntk"))},
             "steps": per_seed["steps"],
+            "steps_to_fast_share": per_seed["steps_to_fast_share"],
             "converged": [
                 r["stopped_at_network"] is not None and r["stopped_at_linearized"] is not None
                 for r in runs
@@ -781,6 +795,7 @@ def render(rundir):
             "KL network-linearized (nats)",
             "NTK drift",
             "steps",
+            f"steps to {_FAST_SHARE:.0%} of the start",
         ],
         [
             [
@@ -790,11 +805,13 @@ def render(rundir):
                 _mean_sd(bw[str(w)]["kl_network_linearized"]),
                 _mean_sd(bw[str(w)]["ntk_drift"]),
                 ", ".join(str(t) for t in bw[str(w)]["steps"]),
+                ", ".join(str(t) for t in bw[str(w)].get("steps_to_fast_share", [])) or "-",
             ]
             for w in widths
         ],
         caption=f"Final values by width: mean +- sd over {cfg['width_seeds']} seeds (nats "
-        "per pair), and the step at which each seed stopped.",
+        "per pair), the step at which each seed stopped, and the first evaluation at which "
+        f"each seed's network gap was within {_FAST_SHARE:.0%} of its starting value.",
     )
 
     # 2. Clustering.
