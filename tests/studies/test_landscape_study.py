@@ -225,10 +225,19 @@ def test_a_local_cluster_gives_the_serial_numbers(smoke_runs, real_data, tmp_pat
     got, want = _flatten(_without_timings(on_cluster)), _flatten(_without_timings(serial))
     assert got.keys() == want.keys()
     for key, value in want.items():
+        if _is_wall_time(key):
+            continue
         if isinstance(value, float):
             assert got[key] == pytest.approx(value, rel=1e-12, abs=1e-12), key
         else:
             assert got[key] == value, key
+
+
+def _is_wall_time(key: str) -> bool:
+    # The polish records carry wall times (and a path's cost in CAVI iterations, derived
+    # from them) beside the numbers; those differ between any two runs.
+    last = key.rsplit(".", 1)[-1]
+    return "seconds" in last or last == "cavi_iterations_equivalent"
 
 
 def _flatten(obj, prefix=""):
