@@ -218,7 +218,8 @@ PRESETS = {
     # The Config defaults. Budgets rebalanced for the polish work and the compiled
     # full-mode gradient: 150 full-mode NEB steps (60 removed 92% of the line's barrier),
     # shorter sweeps and Bezier curve, 9 x 9 planes, K sweep (5, 10, 20). Aimed at 15
-    # minutes on 2 quiet cores; each run's stage times are in metrics.json "timings".
+    # minutes on 2 quiet cores, estimated from stage times, not yet measured end to end
+    # (every run's stage times are in metrics.json "timings").
     "default": Config(),
     # Li & Wei's settings where they are stated (K = 10, 10 pivots, the sweeps), on
     # the full corpus and with longer optimizations than 2 cores finish in minutes.
