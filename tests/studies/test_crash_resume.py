@@ -162,7 +162,7 @@ KILL_POINTS = {
     "linear: parts 1-3 done": ("linear", "tiny", "unit", "part3"),
     "linear: part 4 underway": ("linear", "tiny", "unit", "part4_1"),
     "fkl: config written": ("fkl", "tiny", "config", None),
-    "fkl: width runs done": ("fkl", "tiny", "unit", "width_16_linearized"),
+    "fkl: width runs done": ("fkl", "tiny", "unit", "width_16_seed1"),
     "fkl: clustering underway": ("fkl", "tiny", "unit", "cluster_fkl_natural"),
 }
 # The default run kills each study once, at its richest point (the most state to

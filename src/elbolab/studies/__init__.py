@@ -191,8 +191,7 @@ def _run_in(study, cfg, inputs, out, resume, overwrite, command, dispatcher) -> 
 
     started = time.perf_counter()
     metrics, arrays = study.run(cfg, inputs, rundir)
-    # TRANSITION (removed before commit): studies gain claims() one by one.
-    claim_rows = claims.as_rows(study.claims(cfg, metrics)) if hasattr(study, "claims") else []
+    claim_rows = claims.as_rows(study.claims(cfg, metrics))
     metrics = {
         "study": study.NAME,
         "version": __version__,
