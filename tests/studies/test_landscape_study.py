@@ -163,8 +163,8 @@ def test_polish_records_follow_from_the_pairs_and_paths(smoke_run):
         assert p["elbo"] >= p["elbo_start"] - 1e-6 * abs(p["elbo_start"])
         assert p["gain"] == pytest.approx(p["elbo"] - max(p["elbo_a"], p["elbo_b"]))
         assert r["gain_over_best_fitted_restart"] == pytest.approx(p["elbo"] - max(at_fit))
-        assert r["path"]["cavi_iterations_equivalent"] == pytest.approx(
-            r["path"]["seconds"] / pol["seconds_per_cavi_iteration"]
+        assert r["path"]["timings"]["cavi_iterations_equivalent"] == pytest.approx(
+            r["path"]["wall_seconds"] / pol["timings"]["cavi_iteration_seconds"]
         )
         near = min(p["distance_a"], p["distance_b"])
         assert (p["identity"] == "new") == (near > pol["same_max"])
@@ -179,7 +179,7 @@ def test_polish_records_follow_from_the_pairs_and_paths(smoke_run):
     assert full["elbo_start"] >= full["peak_value"] - 1e-9 * abs(full["peak_value"])
     n_new = sum(r["polished"]["identity"] == "new" and r["polished"]["gain"] > 0 for r in rows)
     assert pol["n_new_above_both"] == n_new
-    assert rows[0]["path"]["seconds"] == m["timings"]["neb_profile_seconds"]
+    assert rows[0]["path"]["wall_seconds"] == m["timings"]["neb_profile_seconds"]
     assert pol["fitted_restarts_iterations"] == sum(m["fit"]["n_iter"])
     # The claims table's verdicts come from these numbers.
     verdicts = [c["verdict"] for c in m["claims"]]
