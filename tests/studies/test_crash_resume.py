@@ -211,6 +211,8 @@ def test_sigkill_then_resume_gives_the_uninterrupted_metrics(point, reference, r
     assert (out / "report.html").exists() and not (out / "checkpoints").exists()
 
 
+# Slow (about 50 s): the single kill of every study above stays in the default run.
+@pytest.mark.slow
 def test_killed_twice_still_resumes(reference, roots, tmp_path):
     out = tmp_path / "run"
     root = roots("tiny")
