@@ -398,9 +398,10 @@ def part3(cfg: Config, y: np.ndarray, rundir) -> dict:
 
 
 # ------------------------------------------------------------------------------ part 4
-def part4_one(
-    cfg: Config, x_train, x_eval, sigma2: float, learned: bool, index: int, rundir
-) -> dict:
+def _deep_vae(cfg: Config, x_train, x_eval, sigma2, learned, seed, epochs, validate, progress):
+    """Build, train and evaluate a deep Gaussian VAE (parts 4 and 5): returns the model,
+    the training history and the held-out ELBO terms (10 samples). ``seed`` + 0, 1, 2
+    seed the weights, the training and the evaluation."""
     # Resolved in the unit: on a cluster each worker picks its own GPU.
     device = checks.device(cfg.device, "device")
     x_train, x_eval = x_train.to(device), x_eval.to(device)
@@ -411,22 +412,40 @@ def part4_one(
         likelihood="gaussian",
         sigma2=sigma2,
         learn_sigma2=learned,
-        generator=cfg.seed + 100 + index,
+        generator=seed,
     ).to(device)
     history = train(
         model,
         elbo_loss,
         x_train,
-        x_eval,
-        generator=cfg.seed + 200 + index,
-        epochs=cfg.deep_epochs,
+        x_eval if validate else None,
+        generator=seed + 100,
+        epochs=epochs,
         batch_size=cfg.batch_size,
         lr=1e-3,
+        progress=progress,
+    )
+    with torch.no_grad():
+        gen = checks.torch_generator(seed + 200, device=device)
+        terms = elbo(model, x_eval, gen, n_samples=10)
+    return model, history, terms, x_eval
+
+
+def part4_one(
+    cfg: Config, x_train, x_eval, sigma2: float, learned: bool, index: int, rundir
+) -> dict:
+    model, history, terms, x_eval = _deep_vae(
+        cfg,
+        x_train,
+        x_eval,
+        sigma2,
+        learned,
+        cfg.seed + 100 + index,
+        cfg.deep_epochs,
+        validate=True,
         progress=True,
     )
     with torch.no_grad():
-        gen = checks.torch_generator(cfg.seed + 300 + index, device=device)
-        terms = elbo(model, x_eval, gen, n_samples=10)
         q = model.encode(x_eval)
         mu, std = q.loc.double().cpu(), q.scale.double().cpu()
     rundir.save_model(f"part4_{index}", model)
@@ -450,31 +469,18 @@ def part4_one(
 def part5_deep_one(cfg: Config, x_train, x_eval, index: int) -> float:
     """Held-out ELBO (nats per datum) of a deep Gaussian VAE (sigma^2 learned from 1)
     after ``deep_init_epochs`` epochs from random start ``index``."""
-    device = checks.device(cfg.device, "device")
-    x_train, x_eval = x_train.to(device), x_eval.to(device)
-    model = VAE(
-        784,
-        cfg.deep_latent,
-        hidden=cfg.deep_hidden,
-        likelihood="gaussian",
-        sigma2=1.0,
-        learn_sigma2=True,
-        generator=cfg.seed + 500 + index,
-    ).to(device)
-    train(
-        model,
-        elbo_loss,
+    _, _, terms, x_eval = _deep_vae(
+        cfg,
         x_train,
-        None,
-        generator=cfg.seed + 600 + index,
-        epochs=cfg.deep_init_epochs,
-        batch_size=cfg.batch_size,
-        lr=1e-3,
+        x_eval,
+        1.0,
+        True,
+        cfg.seed + 500 + index,
+        cfg.deep_init_epochs,
+        validate=False,
         progress=False,
     )
-    with torch.no_grad():
-        gen = checks.torch_generator(cfg.seed + 700 + index, device=device)
-        return float(elbo(model, x_eval, gen, n_samples=10)["elbo"]) / len(x_eval)
+    return float(terms["elbo"]) / len(x_eval)
 
 
 # --------------------------------------------------------------------------------- run
