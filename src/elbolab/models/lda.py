@@ -40,8 +40,12 @@ documents caught early in a poor configuration stay there.)
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import zipfile
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -49,9 +53,28 @@ import torch
 
 from .. import checks
 from ..errors import ConfigError, DataError, NumericalError
+from ..files import atomic_write
 from . import _lda_kernels as kernels
 
-__all__ = ["LDA", "LDAState", "Restart", "dirichlet_expectation", "elbo"]
+__all__ = ["LDA", "LDAState", "Restart", "dirichlet_expectation", "elbo", "map_vocabulary"]
+
+# A saved LDA model (:meth:`LDA.save`): its ``settings`` entry names this format and
+# version; a file of another version is refused rather than misread.
+MODEL_FORMAT = "elbolab-lda"
+MODEL_VERSION = 1
+# The constructor parameters, stored so that a loaded model transforms as the saved one.
+_PARAMS = (
+    "n_topics",
+    "alpha",
+    "eta",
+    "max_iter",
+    "tol",
+    "n_restarts",
+    "seed",
+    "e_step_tol",
+    "max_e_step_iter",
+)
+_FITTED = ("alpha_", "eta_", "n_iter_", "elbo_")
 
 
 def dirichlet_expectation(alpha: torch.Tensor) -> torch.Tensor:
@@ -259,6 +282,12 @@ class LDA:
     n_iter_ : int, iterations the batch ran (the longest-running restart's count).
     restarts_ : list of Restart, one per restart in seed order.
     best_ : int, index of the best restart in ``restarts_``.
+    vocab_ : list of str or None, the vocabulary a loaded model was saved with
+        (:meth:`load`); None when it was saved without one.
+
+    A fitted model is saved with :meth:`save` and read back with :meth:`load`: the
+    best restart's topics, priors and settings, enough for :meth:`transform`,
+    :meth:`score` and document completion (not the per-restart results).
 
     References
     ----------
@@ -636,3 +665,218 @@ class LDA:
         result = self.completion_log_likelihood(observed, heldout)
         result["perplexity"] = math.exp(-result["per_token"])
         return result
+
+    # ------------------------------------------------------------------ saving
+    def save(self, path: str | os.PathLike, vocab: list[str] | None = None) -> Path:
+        """Save the fitted model as one ``.npz`` file, atomically; no pickled objects.
+
+        The archive holds ``components`` (lambda of the best restart, (K, V) float64),
+        ``history`` (its ELBO per iteration), optionally ``vocab`` ((V,) strings) and
+        ``settings``: a JSON string with the format name and version, the constructor
+        parameters, and the fitted ``alpha_``, ``eta_``, ``n_iter_`` and ``elbo_``.
+        The per-restart results and the training documents' gamma are not saved
+        (:meth:`transform` recomputes gamma for any corpus).
+
+        Parameters
+        ----------
+        path : str or path-like
+            The file to write (``.npz`` by convention); its folder is created if
+            missing, an existing file is replaced.
+        vocab : list of str, optional
+            The words of the V columns, in order, so that a corpus can later be checked
+            against (or mapped onto) the model's vocabulary.
+
+        Returns
+        -------
+        Path
+            The path written.
+
+        Raises
+        ------
+        ConfigError
+            If the model is not fitted, ``path`` is not a file path, or ``vocab`` is not
+            V distinct strings; nothing is written then.
+        """
+        self._check_fitted("LDA.save: this LDA")
+        target = checks.path(path, "path")
+        if target.is_dir():
+            raise ConfigError(f"path {target} is a directory; give a file name such as lda.npz")
+        components = np.ascontiguousarray(self.components_, dtype=np.float64)
+        arrays = {
+            "components": components,
+            "history": np.asarray(self.history_, dtype=np.float64),
+            "settings": np.array(json.dumps(self._settings(), allow_nan=False)),
+        }
+        if vocab is not None:
+            arrays["vocab"] = _checked_vocab(vocab, components.shape[1])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return atomic_write(target, lambda fh: _write_npz(fh, arrays))
+
+    def _settings(self) -> dict:
+        return {
+            "format": MODEL_FORMAT,
+            "version": MODEL_VERSION,
+            "params": {name: getattr(self, name) for name in _PARAMS},
+            "alpha_": float(self.alpha_),
+            "eta_": float(self.eta_),
+            "n_iter_": int(self.n_iter_),
+            "elbo_": float(self.elbo_),
+        }
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> LDA:
+        """A model saved by :meth:`save`, ready for :meth:`transform` and :meth:`score`.
+
+        Sets ``components_``, ``alpha_``, ``eta_``, ``n_iter_``, ``elbo_``, ``history_``
+        and ``vocab_`` (None if saved without a vocabulary); ``restarts_``, ``best_``
+        and ``gamma_`` are not saved and stay unset. The file is read with
+        ``allow_pickle=False``: opening it cannot run code.
+
+        Raises
+        ------
+        DataError
+            Naming the file: missing, not an ``.npz`` archive, another format or
+            version, a missing entry, or contents that are not a valid LDA (wrong
+            shapes, non-positive topics, settings out of range).
+        """
+        target = checks.path(path, "path")
+        try:
+            npz = np.load(target, allow_pickle=False)
+        except FileNotFoundError:
+            raise DataError("LDA model file not found", target) from None
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            raise DataError(f"not an elbolab LDA model (.npz archive): {exc}", target) from None
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise DataError("not an elbolab LDA model: a single .npy array, not an .npz", target)
+        with npz:
+            if "settings" not in npz.files:
+                raise DataError(
+                    f"not an elbolab LDA model: no 'settings' entry (entries: {npz.files})",
+                    target,
+                )
+            try:
+                arrays = {key: npz[key] for key in npz.files}
+            except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+                raise DataError(f"cannot read the archive: {exc}", target) from None
+        try:
+            return cls._from_arrays(arrays)
+        except (ConfigError, DataError, ValueError, TypeError, KeyError) as exc:
+            raise DataError(str(exc), target) from None
+
+    @classmethod
+    def _from_arrays(cls, arrays: dict) -> LDA:
+        """Rebuild a model from the entries of a saved file; any problem raises."""
+        settings_text = arrays["settings"]
+        if settings_text.shape != () or settings_text.dtype.kind != "U":
+            raise DataError("'settings' must be one JSON string")
+        try:
+            settings = json.loads(str(settings_text[()]))
+        except json.JSONDecodeError as exc:
+            raise DataError(f"'settings' is not valid JSON: {exc}") from None
+        if not isinstance(settings, dict) or settings.get("format") != MODEL_FORMAT:
+            raise DataError(f"not an {MODEL_FORMAT} file (settings name no such format)")
+        if settings.get("version") != MODEL_VERSION:
+            raise DataError(
+                f"{MODEL_FORMAT} format version {settings.get('version')!r}; this elbolab "
+                f"reads version {MODEL_VERSION}"
+            )
+        missing = [k for k in ("params", *_FITTED) if k not in settings]
+        missing += [k for k in ("components", "history") if k not in arrays]
+        params = settings.get("params")
+        if isinstance(params, dict):
+            missing += [f"params.{k}" for k in _PARAMS if k not in params]
+        elif "params" in settings:
+            raise DataError("settings 'params' must be a JSON object")
+        if missing:
+            raise DataError(f"the model file lacks {', '.join(missing)}")
+        model = cls(**{k: params[k] for k in _PARAMS})
+        model._priors()  # the constructor parameters' own checks (ConfigError)
+        components = arrays["components"]
+        if components.dtype != np.float64 or components.ndim != 2:
+            raise DataError(
+                f"'components' must be a (K, V) float64 array, got {components.dtype} "
+                f"of shape {components.shape}"
+            )
+        if components.shape[0] != model.n_topics or components.shape[1] == 0:
+            raise DataError(
+                f"'components' has shape {components.shape} but n_topics is {model.n_topics}"
+            )
+        if not (np.all(np.isfinite(components)) and np.all(components > 0)):
+            raise DataError("'components' (lambda) must be finite and positive")
+        history = arrays["history"]
+        if history.dtype != np.float64 or history.ndim != 1:
+            raise DataError("'history' must be a 1-D float64 array")
+        vocab = None
+        if "vocab" in arrays:
+            words = arrays["vocab"]
+            if words.dtype.kind != "U":
+                raise DataError(f"'vocab' must hold strings, got {words.dtype}")
+            vocab = words.tolist()
+            _checked_vocab(vocab, components.shape[1])
+        model.alpha_ = checks.concentration(settings["alpha_"], "alpha_")
+        model.eta_ = checks.concentration(settings["eta_"], "eta_")
+        model.n_iter_ = checks.integer(settings["n_iter_"], "n_iter_", 0)
+        model.elbo_ = checks.number(settings["elbo_"], "elbo_")
+        model.components_ = np.ascontiguousarray(components)
+        model.history_ = history
+        model.vocab_ = vocab
+        return model
+
+
+def _checked_vocab(vocab, n_words: int) -> np.ndarray:
+    """``vocab`` as a (V,) string array after checking it names V distinct words."""
+    if isinstance(vocab, (str, bytes)) or not hasattr(vocab, "__len__"):
+        raise ConfigError(f"vocab must be a list of words, got {type(vocab).__name__}")
+    if len(vocab) != n_words:
+        raise ConfigError(f"vocab has {len(vocab)} words but the topics have {n_words}")
+    if not all(isinstance(w, str) and w for w in vocab):
+        raise ConfigError("vocab must hold non-empty strings")
+    if len(set(vocab)) != len(vocab):
+        raise ConfigError("vocab words must be distinct")
+    return np.array(list(vocab), dtype=str)
+
+
+# Every entry gets this timestamp, so that the same model gives the same bytes (np.savez
+# stamps entries with the current time): a resumed run's model file equals the
+# uninterrupted run's, and a checksum identifies a model.
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def _write_npz(fh, arrays: dict[str, np.ndarray]) -> None:
+    """What ``np.savez_compressed(fh, **arrays)`` writes, with fixed timestamps."""
+    with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, array in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with archive.open(info, "w", force_zip64=True) as entry:
+                np.lib.format.write_array(entry, np.asanyarray(array), allow_pickle=False)
+
+
+def map_vocabulary(X, words: list[str], vocab: list[str]) -> tuple[sp.csr_matrix, int, int]:
+    """Counts over ``words`` re-indexed onto another vocabulary, matching by word.
+
+    Parameters
+    ----------
+    X : Corpus or sparse (D, len(words)) counts.
+    words : list of str, the words of X's columns.
+    vocab : list of str, the target vocabulary (a model's), V words.
+
+    Returns
+    -------
+    counts : (D, V) float64 CSR, column ``vocab.index(w)`` holding the counts of word w.
+    dropped_tokens : int, tokens of words that ``vocab`` lacks (dropped).
+    dropped_words : int, distinct words of those tokens.
+    """
+    X = _as_csr(X)
+    if len(words) != X.shape[1]:
+        raise DataError(f"words has {len(words)} entries but the counts have {X.shape[1]} columns")
+    index = {w: i for i, w in enumerate(vocab)}
+    target = np.array([index.get(w, -1) for w in words], dtype=np.int64)
+    keep = target[X.indices] >= 0
+    dropped = X.data[~keep]
+    rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+    mapped = sp.csr_matrix(
+        (X.data[keep], (rows[keep], target[X.indices[keep]])), shape=(X.shape[0], len(vocab))
+    )
+    mapped.sort_indices()
+    return mapped, int(dropped.sum()), int(np.unique(X.indices[~keep]).size)
