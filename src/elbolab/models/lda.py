@@ -285,6 +285,8 @@ class LDA:
     vocab_ : list of str or None, the vocabulary a loaded model was saved with
         (:meth:`load`); None when it was saved without one.
 
+    Notes
+    -----
     A fitted model is saved with :meth:`save` and read back with :meth:`load`: the
     best restart's topics, priors and settings, enough for :meth:`transform`,
     :meth:`score` and document completion (not the per-restart results).

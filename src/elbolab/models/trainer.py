@@ -225,6 +225,8 @@ def train(
         does). Validation always uses the plain loss, and the best state and early
         stopping only consider epochs at full weight. 0: no warm-up.
 
+    Notes
+    -----
     Device: the model's. The data are moved there once, before the first epoch;
     shuffling and the loss noise come from ``generator`` on that device (a seed gives
     one there, a given generator must live there), so a CPU and a GPU run of the same
