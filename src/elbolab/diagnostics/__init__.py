@@ -1,5 +1,7 @@
-"""Diagnostics: ELBO surgery, posterior collapse, importance-sampled log-likelihood."""
+"""Diagnostics: ELBO surgery, posterior collapse, importance-sampled log-likelihood,
+topic coherence."""
 
+from .coherence import Coherence, topic_coherence
 from .collapse import active_units, collapse_curve, collapsed_fraction, kl_per_dimension
 from .likelihood import log_likelihood
 from .surgery import (
@@ -11,6 +13,7 @@ from .surgery import (
 )
 
 __all__ = [
+    "Coherence",
     "active_units",
     "best_dirichlet_prior",
     "collapse_curve",
@@ -21,4 +24,5 @@ __all__ = [
     "log_likelihood",
     "surgery",
     "surgery_model",
+    "topic_coherence",
 ]
