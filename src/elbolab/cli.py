@@ -7,12 +7,15 @@ code 2; nothing is written before the input has been checked.
 from __future__ import annotations
 
 import argparse
+import csv
 import shlex
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from . import __version__, data, studies
-from .errors import ConfigError, ElbolabError
+from .errors import ConfigError, DataError, ElbolabError
 from .progress import close_all
 
 
@@ -70,7 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     lda = sub.add_parser("lda", help="LDA tools").add_subparsers(dest="lda_command", required=True)
     p = lda.add_parser("fit", help="fit LDA by batch CAVI with restarts")
-    p.add_argument("--topics", type=int, required=True, help="number of topics K")
+    p.add_argument(
+        "--topics",
+        type=int,
+        default=None,
+        help="number of topics K (required unless --init gives it; with --init it must be "
+        "the model's K)",
+    )
     p.add_argument("--restarts", type=int, default=1, help="random initializations (batched)")
     p.add_argument("--iters", type=int, default=100, help="maximum CAVI iterations")
     p.add_argument("--tol", type=float, default=1e-6, help="relative ELBO gain to stop at")
@@ -83,7 +92,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--corpus", type=Path, default=None, help="lda-c corpus file (default: AP)")
     p.add_argument("--vocab", type=Path, default=None, help="vocabulary file for --corpus")
+    p.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        metavar="MODEL",
+        help="a saved model (.npz, e.g. RUNDIR/models/lda-k10.npz) to start from: its "
+        "topics replace the random ones, its K is the default of --topics, its alpha and "
+        "eta the defaults of --alpha and --eta; the corpus must have its vocabulary; "
+        "--restarts must be 1 (the start is deterministic)",
+    )
     _add_run_options(p)
+
+    p = lda.add_parser(
+        "transform", help="topic proportions of new documents under a saved LDA model"
+    )
+    p.add_argument("model", type=Path, help="saved model (.npz), e.g. RUNDIR/models/lda-k10.npz")
+    p.add_argument("--corpus", type=Path, required=True, help="lda-c corpus file")
+    p.add_argument("--vocab", type=Path, default=None, help="vocabulary file for --corpus")
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="file to write: .csv (header doc,topic_0,...) or .npy (a D x K array)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
     d = sub.add_parser("data", help="fetch or check datasets").add_subparsers(
         dest="data_command", required=True
@@ -130,10 +163,13 @@ def _dispatch(args, command: str) -> int:
         cfg = studies.apply_overrides(studies.preset(study, args.preset), args.overrides)
         if args.device is not None:
             cfg = studies.with_device(study, cfg, args.device)
-        return _run(study, cfg, args, command)
+        _run(study, cfg, args, command)
+        return 0
     if args.command == "report":
         print(studies.render(args.rundir))
         return 0
+    if args.command == "lda" and args.lda_command == "transform":
+        return _lda_transform(args)
     if args.command == "lda":
         return _lda_fit(args, command)
     if args.command == "data":
@@ -143,7 +179,7 @@ def _dispatch(args, command: str) -> int:
     raise AssertionError(args.command)
 
 
-def _run(study, cfg, args, command: str) -> int:
+def _run(study, cfg, args, command: str) -> dict:
     metrics = studies.run_study(
         study,
         cfg,
@@ -158,14 +194,20 @@ def _run(study, cfg, args, command: str) -> int:
         f"finished in {metrics['timings']['total_seconds']:.1f} s; "
         f"report: {(args.out / 'report.html').resolve()}"
     )
-    return 0
+    return metrics
 
 
 def _lda_fit(args, command: str) -> int:
+    from .models import LDA
     from .studies import lda
 
+    topics = args.topics
+    if topics is None and args.init is not None:
+        topics = LDA.load(args.init).components_.shape[0]
+    if topics is None:
+        raise ConfigError("--topics is required (or --init MODEL, whose K is then used)")
     cfg = lda.Config(
-        topics=(args.topics,),
+        topics=(topics,),
         restarts=args.restarts,
         max_iter=args.iters,
         tol=args.tol,
@@ -175,8 +217,70 @@ def _lda_fit(args, command: str) -> int:
         seed=args.seed,
         corpus=str(args.corpus or ""),
         vocab=str(args.vocab or ""),
+        init=str(args.init or ""),
     )
-    return _run(lda, cfg, args, command)
+    metrics = _run(lda, cfg, args, command)
+    for result in metrics["per_k"].values():
+        if "model" in result:  # absent in runs made before models were saved
+            print(f"model: {(args.out / result['model']).resolve()}")
+    return 0
+
+
+def _lda_transform(args) -> int:
+    """Topic proportions (gamma normalized per document) of a corpus under a saved model."""
+    from .files import atomic_write
+    from .models import LDA
+    from .models.lda import map_vocabulary, pad_vocabulary
+
+    out = args.out
+    if out.suffix.lower() not in (".csv", ".npy"):
+        raise ConfigError(f"--out must end in .csv or .npy, got {out}")
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a directory")
+    if out.exists() and not args.overwrite:
+        raise ConfigError(f"--out {out} exists; pass --overwrite to replace it")
+    model = LDA.load(args.model)
+    corpus = data.read_ldac(args.corpus, args.vocab)
+    n_words = model.components_.shape[1]
+    if args.vocab is not None and model.vocab_ is not None:
+        counts, dropped, unknown = map_vocabulary(corpus.counts, corpus.vocab, model.vocab_)
+        if dropped == corpus.n_tokens:
+            raise DataError(
+                f"none of the corpus's {corpus.n_words} words is in the vocabulary of "
+                f"{args.model}; is --vocab the right file?",
+                args.corpus,
+            )
+        print(
+            f"dropped {dropped} of {corpus.n_tokens} tokens ({unknown} distinct words "
+            "unknown to the model)"
+        )
+    elif corpus.n_words > n_words or (args.vocab is not None and corpus.n_words != n_words):
+        raise DataError(
+            f"the corpus has {corpus.n_words} words but the model {args.model} has "
+            f"{n_words}{'' if args.vocab is None else ' and no vocabulary to map words by'}",
+            args.corpus,
+        )
+    else:
+        # No vocabulary on one side: word ids are the model's (read_ldac gives a corpus
+        # without a vocabulary file the width of its largest id, so it may be narrower).
+        counts = pad_vocabulary(corpus.counts, n_words)
+    gamma = model.transform(counts)
+    theta = gamma / gamma.sum(1, keepdims=True)
+    names = corpus.doc_ids if corpus.doc_ids is not None else range(corpus.n_docs)
+
+    def write_csv(fh):
+        rows = csv.writer(fh, lineterminator="\n")
+        rows.writerow(["doc", *(f"topic_{k}" for k in range(theta.shape[1]))])
+        for name, row in zip(names, theta.tolist(), strict=True):
+            rows.writerow([name, *map(repr, row)])
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".npy":
+        atomic_write(out, lambda fh: np.save(fh, theta, allow_pickle=False))
+    else:
+        atomic_write(out, write_csv, text=True)
+    print(f"topic proportions of {theta.shape[0]} documents x {theta.shape[1]} topics: {out}")
+    return 0
 
 
 def _data(args) -> int:

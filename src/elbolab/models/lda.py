@@ -56,7 +56,15 @@ from ..errors import ConfigError, DataError, NumericalError
 from ..files import atomic_write
 from . import _lda_kernels as kernels
 
-__all__ = ["LDA", "LDAState", "Restart", "dirichlet_expectation", "elbo", "map_vocabulary"]
+__all__ = [
+    "LDA",
+    "LDAState",
+    "Restart",
+    "dirichlet_expectation",
+    "elbo",
+    "map_vocabulary",
+    "pad_vocabulary",
+]
 
 # A saved LDA model (:meth:`LDA.save`): its ``settings`` entry names this format and
 # version; a file of another version is refused rather than misread.
@@ -882,3 +890,24 @@ def map_vocabulary(X, words: list[str], vocab: list[str]) -> tuple[sp.csr_matrix
     )
     mapped.sort_indices()
     return mapped, int(dropped.sum()), int(np.unique(X.indices[~keep]).size)
+
+
+def pad_vocabulary(X, n_words: int) -> sp.csr_matrix:
+    """Counts read without a vocabulary file, widened to a model's ``n_words`` columns.
+
+    An lda-c file without its vocabulary tells its width only by its largest word id,
+    so a corpus in which the model's last words do not occur reads narrower than the
+    model; its ids are the model's, and the missing columns are zero.
+
+    Raises
+    ------
+    DataError
+        If X has more columns than ``n_words`` (word ids the model does not have).
+    """
+    X = _as_csr(X)
+    if X.shape[1] > n_words:
+        raise DataError(
+            f"the corpus has word ids up to {X.shape[1] - 1} but the model has {n_words} "
+            f"words (ids 0 to {n_words - 1})"
+        )
+    return sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.shape[0], n_words))

@@ -32,8 +32,9 @@ import numpy as np
 from .. import checks
 from ..data import Corpus, load_ap, read_ldac
 from ..diagnostics import best_dirichlet_prior, dirichlet_surgery
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..models import LDA
+from ..models.lda import pad_vocabulary
 from ..progress import progress
 
 NAME = "lda"
@@ -61,6 +62,13 @@ class Config:
     surgery_samples : draws of theta per training document for the ELBO surgery; its
         cost grows as D^2 * surgery_samples * K (D training documents): ~1.5 s per K on
         AP's 2,021 at 10 draws.
+    init : a saved LDA model (``.npz``, :meth:`LDA.save`) whose topics lambda every fit
+        starts from instead of random ones; empty = random. topics must then be its one
+        K, the corpus must have its vocabulary (same words, same order; checked when both
+        have one, else the widths must agree), and restarts must be 1: the start is then
+        fully determined (gamma starts at alpha + N_d / K, no random draw), so a second
+        restart would repeat the first. alpha and eta left at None take the model's
+        fitted values, so that the fit continues the saved one's objective.
     """
 
     topics: tuple[int, ...] = (5, 10, 20)
@@ -77,6 +85,7 @@ class Config:
     top_words: int = 10
     surgery_samples: int = 10
     seed: int = 0
+    init: str = ""
 
     def validate(self) -> None:
         if not self.topics or min(self.topics) < 1:
@@ -101,6 +110,11 @@ class Config:
             raise ConfigError(f"surgery_samples must be >= 1, got {self.surgery_samples}")
         if self.vocab and not self.corpus:
             raise ConfigError("vocab is set but corpus is not; give both or neither")
+        if self.init and self.restarts != 1:
+            raise ConfigError(
+                f"restarts must be 1 with init (got {self.restarts}): every restart would "
+                "start from the same topics and gamma and end in the same optimum"
+            )
 
 
 PRESETS = {
@@ -123,6 +137,7 @@ def prepare(cfg: Config, data_root=None) -> dict:
         source = "AP (Blei et al. 2003, lda-c sample data)"
     if cfg.n_docs is not None:
         corpus = corpus.subset(np.arange(min(cfg.n_docs, corpus.n_docs)))
+    corpus, init = _with_init(cfg, corpus)
     if cfg.test_fraction > 0:
         train, test = corpus.train_test_split(cfg.test_fraction, seed=cfg.seed)
         observed, heldout = test.completion_split(cfg.observed_fraction, seed=cfg.seed)
@@ -134,23 +149,71 @@ def prepare(cfg: Config, data_root=None) -> dict:
         "train": train,
         "observed": observed,
         "heldout": heldout,
+        "init": init,
     }
 
 
-def fit_restart(cfg: Config, k: int, r: int, train: Corpus, rundir, key: str) -> LDA:
-    """Restart r of a K-topic fit (topics drawn from ``default_rng([seed, r])``), its
-    running state checkpointed under ``key`` every ~20 s and resumed from there."""
+def _has_vocab(cfg: Config) -> bool:
+    """Whether the corpus's words are known: AP, or a corpus given with its vocabulary
+    (without one, read_ldac names the columns w0, w1, ...)."""
+    return bool(cfg.vocab) or not cfg.corpus
+
+
+def _with_init(cfg: Config, corpus: Corpus) -> tuple[Corpus, LDA | None]:
+    """The model of ``cfg.init`` (None without one) checked against the corpus: its K
+    against ``topics``, its vocabulary against the corpus's (same words in the same
+    order) when both have one, else the widths. A corpus without a vocabulary file is
+    widened to the model's words (:func:`pad_vocabulary`)."""
+    if not cfg.init:
+        return corpus, None
+    model = LDA.load(cfg.init)
+    k, n_words = model.components_.shape
+    if tuple(cfg.topics) != (k,):
+        raise ConfigError(
+            f"init {cfg.init} has K = {k} topics but topics is {list(cfg.topics)}; "
+            f"set topics to {k}"
+        )
+    if not _has_vocab(cfg):
+        counts = pad_vocabulary(corpus.counts, n_words)
+        return Corpus(counts, [f"w{i}" for i in range(n_words)], corpus.doc_ids), model
+    if model.vocab_ is None:
+        if corpus.n_words != n_words:
+            raise DataError(
+                f"the corpus has {corpus.n_words} words but init {cfg.init} has {n_words}"
+            )
+    elif corpus.vocab != model.vocab_:
+        i = next(
+            (i for i, (a, b) in enumerate(zip(corpus.vocab, model.vocab_, strict=False)) if a != b),
+            min(corpus.n_words, n_words),
+        )
+        raise DataError(
+            f"the corpus's vocabulary ({corpus.n_words} words) is not the one init "
+            f"{cfg.init} was fitted with ({n_words} words); they first differ at word "
+            f"{i}: {corpus.vocab[i] if i < corpus.n_words else None!r} in the corpus, "
+            f"{model.vocab_[i] if i < n_words else None!r} in the model"
+        )
+    return corpus, model
+
+
+def fit_restart(
+    cfg: Config, k: int, r: int, train: Corpus, rundir, key: str, init: LDA | None = None
+) -> LDA:
+    """Restart r of a K-topic fit (topics drawn from ``default_rng([seed, r])``, or
+    ``init``'s topics and, where cfg leaves them None, its alpha and eta), its running
+    state checkpointed under ``key`` every ~20 s and resumed from there."""
     model = LDA(
         n_topics=k,
-        alpha=cfg.alpha,
-        eta=cfg.eta,
+        alpha=cfg.alpha if cfg.alpha is not None or init is None else init.alpha_,
+        eta=cfg.eta if cfg.eta is not None or init is None else init.eta_,
         max_iter=cfg.max_iter,
         tol=cfg.tol,
         n_restarts=1,
         seed=cfg.seed,
     )
     state = rundir.load_checkpoint(key)
-    if state is None:
+    if state is None and init is not None:
+        state = model.initial_state(train, lam=init.components_[None])
+    elif state is None:
         state = model.initial_state(train, restarts=[r])
     bar = progress(total=cfg.max_iter, desc=f"LDA K={k} restart {r}", unit="iter")
     bar.update(len(state.history))
@@ -171,11 +234,13 @@ def fit_restart(cfg: Config, k: int, r: int, train: Corpus, rundir, key: str) ->
     return model
 
 
-def restart_units(cfg: Config, k: int, train: Corpus, rundir, key: str) -> dict:
+def restart_units(
+    cfg: Config, k: int, train: Corpus, rundir, key: str, init: LDA | None = None
+) -> dict:
     """The restarts of a K-topic fit as independent units for ``rundir.cached_map``
     (checkpoint key -> function); join their results with :meth:`LDA.merged`."""
     return {
-        f"{key}_r{r}": partial(fit_restart, cfg, k, r, train, rundir, f"{key}_r{r}_state")
+        f"{key}_r{r}": partial(fit_restart, cfg, k, r, train, rundir, f"{key}_r{r}_state", init)
         for r in range(cfg.restarts)
     }
 
@@ -254,7 +319,8 @@ def run(cfg: Config, inputs: dict, rundir):
     corpus = inputs["corpus"]
     per_k, arrays, timings = {}, {}, {}
     # Every restart of every K at once, so that a cluster gets all of them together.
-    units = {k: restart_units(cfg, k, train, rundir, f"fit_K{k}") for k in cfg.topics}
+    init = inputs.get("init")
+    units = {k: restart_units(cfg, k, train, rundir, f"fit_K{k}", init) for k in cfg.topics}
     fits = rundir.cached_map(
         {key: fn for per_k_units in units.values() for key, fn in per_k_units.items()},
         timings,
@@ -263,6 +329,10 @@ def run(cfg: Config, inputs: dict, rundir):
     for k in cfg.topics:
         keys = list(units[k])
         model = LDA.merged([fits[key] for key in keys])
+        # After every fit, like arrays.npz: a resumed run writes the same bytes again.
+        model_file = model.save(
+            rundir.models / f"lda-k{k}.npz", vocab=corpus.vocab if _has_vocab(cfg) else None
+        )
         finals = np.array([r.elbo for r in model.restarts_])
         history = restart_histories(model)
         result = {
@@ -271,6 +341,7 @@ def run(cfg: Config, inputs: dict, rundir):
             "elbo_restarts": finals.tolist(),
             "elbo_spread": float(finals.max() - finals.min()),
             "best_restart": model.best_,
+            "model": model_file.relative_to(rundir.path).as_posix(),
             "n_iter": model.n_iter_,
             "alpha": model.alpha_,
             "eta": model.eta_,
@@ -397,6 +468,16 @@ def _render_surgery(report, metrics: dict, ks: list[int]) -> None:
     )
 
 
+def _start_sentence(init: str | None) -> str:
+    """Where the fits started: the saved model of ``init`` or random topics."""
+    if init:
+        return f"The fit starts from the topics of the saved model {init} (init)."
+    return (
+        "Every restart starts from its own random topics (restart r from seed "
+        "[seed, r]), so its result does not depend on where it ran."
+    )
+
+
 def render(rundir):
     """Figures and report from config.json, metrics.json and arrays.npz."""
     from ..report import Report, plots
@@ -415,8 +496,7 @@ def render(rundir):
     report.paragraph(
         "The ELBO is the full evidence lower bound in nats with every Dirichlet normalizer, "
         "summed over the training documents; here it is divided by the number of training "
-        "tokens. Every restart starts from its own random topics (restart r from seed "
-        "[seed, r]), so its result does not depend on where it ran."
+        "tokens. " + _start_sentence(rundir.read_json("config.json")["config"].get("init"))
     )
     fig, axes = plots.new_figure(width=6.4 * min(len(ks), 3) / 1.5, height=4.0, ncols=len(ks))
     for ax, k in zip(np.atleast_1d(axes), ks, strict=True):
