@@ -66,6 +66,27 @@ def test_matches_brute_force(small, measure):
     np.testing.assert_allclose(other.per_topic, want, rtol=1e-12, atol=1e-12)
 
 
+def test_sparse_product_and_duplicate_entries(small, monkeypatch):
+    """The sparse product (large incidence matrices) gives the dense one's counts, and a
+    (document, word) entry split in two counts the document once."""
+    from elbolab.diagnostics import coherence
+
+    corpus, weights = small
+    want = topic_coherence(weights, corpus, measure="npmi", top_n=6).per_topic
+    # A CSR matrix listing every entry twice (not canonical; scipy keeps both).
+    coo = corpus.counts.tocoo()
+    rows = np.tile(coo.row, 2)
+    order = np.argsort(rows, kind="stable")
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=coo.shape[0]))])
+    split = sp.csr_matrix(
+        (np.tile(coo.data, 2)[order], np.tile(coo.col, 2)[order], indptr), shape=coo.shape
+    )
+    assert split.nnz == 2 * coo.nnz
+    monkeypatch.setattr(coherence, "_DENSE_MAX_ENTRIES", 0)
+    got = topic_coherence(weights, split, measure="npmi", top_n=6).per_topic
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-14)
+
+
 def test_umass_is_mimnos_sum_and_depends_on_order(small):
     corpus, _ = small
     dense = corpus.to_dense() > 0

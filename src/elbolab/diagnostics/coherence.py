@@ -52,10 +52,12 @@ tests/diagnostics/test_coherence.py and benchmarks/coherence_gensim.py):
   reference document makes both measures undefined (``P(w) = 0`` in a denominator), and
   a score silently set to 0 would look like a coherent topic. ConfigError names it.
 
-Cost: the reference is binarized once; the columns of all topics' distinct top words
-are taken together and one sparse product gives every co-document count, so the work
-is O(nnz of those columns + U^2) for U distinct top words, not a loop over documents,
-topics or pairs.
+Cost: the columns of all topics' distinct top words are taken and binarized together
+(one pass over the reference's index array) and one product of that incidence matrix
+with itself gives every co-document count (no loop over documents, topics or pairs).
+To score many sets of topics (the pivots of a path), stack them into one ``topics``
+array: the reference is then read once. AP (2,246 documents, 10 topics of 10 words):
+a few milliseconds.
 """
 
 from __future__ import annotations
@@ -77,6 +79,10 @@ MEASURES = ("umass", "npmi")
 NPMI_EPSILON = 1e-12
 
 _DEFAULT_TOP_N = 10
+
+# Largest (documents x distinct top words) incidence multiplied as a dense array (32 MB);
+# BLAS beats scipy's sparse product there, whose output is dense anyway.
+_DENSE_MAX_ENTRIES = 2**22
 
 
 @dataclass(frozen=True)
@@ -120,19 +126,16 @@ class Coherence:
         }
 
 
-def _presence(reference) -> sp.csc_matrix:
-    """The (N, V) 0/1 document-word incidence of ``reference`` as int64 CSC (columns are
-    what is gathered; int64 keeps co-document counts exact for any corpus)."""
+def _counts(reference) -> sp.csr_matrix:
+    """The (N, V) counts of ``reference`` as CSR (a Corpus's own matrix, not copied)."""
     if isinstance(reference, Corpus):
         counts = reference.counts
     elif sp.issparse(reference):
         if reference.ndim != 2:
             raise ConfigError(f"reference must be 2-D (documents x words), got {reference.shape}")
-        counts = sp.csr_matrix(reference)
-        counts = sp.csr_matrix(
-            (checks.count_data(counts.data, "reference"), counts.indices, counts.indptr),
-            shape=counts.shape,
-        )
+        counts = sp.csr_matrix(reference, copy=True)
+        counts.sum_duplicates()  # a word listed twice for one document counts once
+        checks.count_data(counts.data, "reference")
     else:
         raise ConfigError(
             "reference must be an elbolab.data.Corpus or a scipy.sparse document-term "
@@ -140,13 +143,25 @@ def _presence(reference) -> sp.csc_matrix:
         )
     if counts.shape[0] == 0:
         raise DataError("reference has no documents")
-    present = sp.csr_matrix(
-        ((counts.data > 0).astype(np.int64), counts.indices, counts.indptr), shape=counts.shape
-    )
-    # Duplicate entries of one (document, word) must count the document once.
-    present.sum_duplicates()
-    present.data = np.minimum(present.data, 1)
-    return present.tocsc()
+    return counts
+
+
+def _co_documents(counts: sp.csr_matrix, words: np.ndarray) -> np.ndarray:
+    """(U, U) float64 co-document counts of the distinct ``words``: entry (a, b) is the
+    number of documents holding both, the diagonal each word's document frequency.
+
+    Only the words' columns are taken (scipy's column indexing reads the index array
+    once) and binarized; then one product of the (N, U) incidence with itself. It is
+    done by BLAS on a dense copy when that copy is small (the usual case: K topics of
+    10 words on a corpus of thousands of documents), else as a sparse product; both
+    sum 0/1 values in float64, exactly.
+    """
+    present = counts[:, words]
+    present.data = (present.data > 0).astype(np.float64)
+    if present.shape[0] * present.shape[1] <= _DENSE_MAX_ENTRIES:
+        dense = present.toarray()
+        return dense.T @ dense
+    return (present.T @ present).toarray()
 
 
 def _word_ids(topics, top_n, n_words: int) -> np.ndarray:
@@ -245,8 +260,8 @@ def topic_coherence(
     """
     if measure not in MEASURES:
         raise ConfigError(f"measure must be one of {', '.join(MEASURES)}, got {measure!r}")
-    present = _presence(reference)
-    n_docs, n_words = present.shape
+    counts = _counts(reference)
+    n_docs, n_words = counts.shape
     ids = _word_ids(topics, top_n, n_words)
     if epsilon is None:
         epsilon = 1.0 / n_docs if measure == "umass" else NPMI_EPSILON
@@ -255,8 +270,7 @@ def topic_coherence(
     # One product for every pair of every topic: the distinct top words' columns only.
     unique, pos = np.unique(ids, return_inverse=True)
     pos = pos.reshape(ids.shape)
-    cols = present[:, unique]
-    co = (cols.T @ cols).toarray().astype(np.float64)  # (U, U) co-document counts
+    co = _co_documents(counts, unique)
     doc_freq = np.diag(co).copy()
     unseen = doc_freq[pos] == 0
     if unseen.any():
