@@ -90,8 +90,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--eta", type=float, default=None, help="Dirichlet prior on topics (default 1/K)"
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--corpus", type=Path, default=None, help="lda-c corpus file (default: AP)")
-    p.add_argument("--vocab", type=Path, default=None, help="vocabulary file for --corpus")
+    p.add_argument(
+        "--corpus",
+        type=Path,
+        default=None,
+        help="corpus file: UCI bag-of-words if named docword.* (plain or .gz), else lda-c "
+        "(default: AP)",
+    )
+    p.add_argument(
+        "--vocab",
+        type=Path,
+        default=None,
+        help="vocabulary file for --corpus, one word per line (for docword.NAME.txt the "
+        "default is vocab.NAME.txt beside it)",
+    )
     p.add_argument(
         "--init",
         type=Path,

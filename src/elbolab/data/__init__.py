@@ -17,15 +17,19 @@ from elbolab.data.fetch import (
     fetch,
     find_root,
 )
+from elbolab.data.formats import read_corpus
 from elbolab.data.ldac import read_ldac, read_vocab, write_ldac
 from elbolab.data.mnist import load_binarized_mnist, load_mnist, read_amat, read_idx
 from elbolab.data.synthetic import lda_corpus
+from elbolab.data.uci import read_uci
 
 __all__ = [
     "Corpus",
     "read_ldac",
     "write_ldac",
     "read_vocab",
+    "read_uci",
+    "read_corpus",
     "load_ap",
     "load_mnist",
     "load_binarized_mnist",

@@ -8,6 +8,7 @@ vocabulary and optional document ids.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -154,6 +155,153 @@ class Corpus:
             vocab = [f"w{i}" for i in range(arr.shape[1])]
         return cls(arr, list(vocab), doc_ids)
 
+    @classmethod
+    def from_sklearn(cls, X, vectorizer_or_vocab, doc_ids=None) -> Corpus:
+        """Build a corpus from scikit-learn's document-term matrix.
+
+        Parameters
+        ----------
+        X : (D, V) scipy sparse matrix or array_like of non-negative integers
+            Counts, as returned by ``CountVectorizer.fit_transform``. Floats are accepted
+            when they are whole numbers (tf-idf weights are not counts and are refused).
+        vectorizer_or_vocab : fitted vectorizer, or sequence of V str
+            A fitted ``CountVectorizer`` (its ``get_feature_names_out()`` gives the
+            words) or the words themselves, column ``w`` of ``X`` being word ``w``.
+        doc_ids : sequence of D str, optional
+
+        Returns
+        -------
+        Corpus
+            ``counts`` of shape ``(D, V)`` (canonical CSR, int64 or int32) and ``vocab``
+            of length V.
+
+        Raises
+        ------
+        ConfigError
+            Naming the argument: an unfitted vectorizer, an empty vocabulary or a word
+            that repeats, ``X`` not 2-D or with V columns that disagree with the
+            vocabulary, an entry of ``X`` that is negative, fractional or not finite
+            (with its row and column), or doc_ids of the wrong length.
+        """
+        vocab = _sklearn_words(vectorizer_or_vocab)
+        if sp.issparse(X):
+            mat = sp.csr_matrix(X)
+        else:
+            try:
+                arr = np.asarray(X)
+            except ValueError as exc:  # ragged nested lists
+                raise ConfigError(f"X must be a 2-D array of counts: {exc}") from None
+            if arr.ndim != 2:
+                raise ConfigError(f"X must be 2-D (documents x words), got shape {arr.shape}")
+            if arr.dtype.kind not in "biuf":
+                raise ConfigError(f"X must hold integer counts, got dtype {arr.dtype}")
+            mat = sp.csr_matrix(arr)
+        if mat.dtype.kind not in "biuf":
+            raise ConfigError(f"X must hold integer counts, got dtype {mat.dtype}")
+        if mat.shape[1] != len(vocab):
+            raise ConfigError(
+                f"X has {mat.shape[1]} columns but vectorizer_or_vocab has {len(vocab)} words"
+            )
+        data = mat.data
+        bad = data < 0
+        if data.dtype.kind == "f":
+            bad |= ~np.isfinite(data) | (data != np.round(data))
+        hit = np.flatnonzero(bad)
+        if hit.size:
+            k = int(hit[0])
+            row = int(np.searchsorted(mat.indptr, k, side="right")) - 1
+            raise ConfigError(
+                f"X[{row}, {int(mat.indices[k])}] = {data[k]!r}: counts must be non-negative "
+                "integers (CountVectorizer output, not tf-idf weights)"
+            )
+        if doc_ids is not None and len(doc_ids) != mat.shape[0]:
+            raise ConfigError(f"doc_ids has {len(doc_ids)} names for the {mat.shape[0]} rows of X")
+        return cls(mat, vocab, doc_ids)
+
+    @classmethod
+    def from_gensim(cls, bow_corpus, dictionary) -> Corpus:
+        """Build a corpus from gensim's bag-of-words documents and their ``Dictionary``.
+
+        gensim itself is not needed: the dictionary is read through its ``token2id``
+        mapping (word -> id), so any object with one works.
+
+        Parameters
+        ----------
+        bow_corpus : iterable of D documents, each a list of (word_id, count)
+            As made by ``[dictionary.doc2bow(doc) for doc in texts]`` or read by a
+            gensim corpus class (whose float counts must be whole numbers). Iterated once.
+        dictionary : gensim.corpora.Dictionary
+            Its ids must run from 0 to V - 1 (true of a fresh or compactified one).
+
+        Returns
+        -------
+        Corpus
+            ``counts`` of shape ``(D, V)``, int64, row ``d`` the ``d``-th document; word
+            ``w`` of ``vocab`` is the dictionary's word with id ``w``.
+
+        Raises
+        ------
+        ConfigError
+            Naming the argument: a dictionary without ``token2id``, empty, or with ids that
+            are not 0..V-1; no documents; and, naming the document's index, a document that
+            is not a list of pairs, a word id not in the dictionary, a count that is not a
+            positive integer, or a word id listed twice in one document.
+        """
+        vocab = _gensim_words(dictionary)
+        n_words = len(vocab)
+        if isinstance(bow_corpus, (str, bytes)) or not hasattr(bow_corpus, "__iter__"):
+            raise ConfigError(
+                f"bow_corpus must be an iterable of documents, got {type(bow_corpus).__name__}"
+            )
+        docs = []
+        for d, doc in enumerate(bow_corpus):
+            try:
+                pairs = np.array(list(doc), dtype=np.float64)
+            except (TypeError, ValueError):  # not iterable, ragged, or not numbers
+                pairs = None
+            if pairs is not None and pairs.size == 0:
+                pairs = pairs.reshape(0, 2)
+            if pairs is None or pairs.ndim != 2 or pairs.shape[1] != 2:
+                raise ConfigError(
+                    f"bow_corpus: document {d} is not a list of (word_id, count) pairs"
+                )
+            docs.append(pairs)
+        if not docs:
+            raise ConfigError("bow_corpus holds no documents")
+        lengths = np.array([len(p) for p in docs], dtype=np.int64)
+        pairs = np.concatenate(docs)
+        ids, counts = pairs[:, 0], pairs[:, 1]
+        doc_of = np.repeat(np.arange(len(docs), dtype=np.int64), lengths)
+
+        bad_id = ~((ids >= 0) & (ids < n_words) & (ids == np.floor(ids)))
+        bad_count = ~(np.isfinite(counts) & (counts > 0) & (counts == np.floor(counts)))
+        # Among the valid ids, a repeat is an entry whose (document, id) key equals the
+        # one before it in a stable sort, so it is the later of the two in the document.
+        valid = np.flatnonzero(~bad_id)
+        key = doc_of[valid] * n_words + ids[valid].astype(np.int64)
+        order = np.argsort(key, kind="stable")
+        repeat = np.zeros(ids.size, dtype=bool)
+        repeat[valid[order[1:][np.diff(key[order]) == 0]]] = True
+        # Report the earliest document with any problem (its first offending pair).
+        found = [
+            (int(doc_of[np.argmax(m)]), int(np.argmax(m)), kind)
+            for kind, m in enumerate((bad_id, bad_count, repeat))
+            if m.any()
+        ]
+        if found:
+            d, j, kind = min(found)
+            what = (
+                f"word id {ids[j]:g} is not in the dictionary (ids 0..{n_words - 1})",
+                f"count {counts[j]:g} of word id {ids[j]:g} is not a positive integer",
+                f"word id {ids[j]:g} is listed twice",
+            )[kind]
+            raise ConfigError(f"bow_corpus: document {d}: {what}")
+        indptr = np.concatenate(([0], np.cumsum(lengths)))
+        mat = sp.csr_matrix(
+            (counts.astype(np.int64), ids.astype(np.int64), indptr), shape=(len(docs), n_words)
+        )
+        return cls(mat, vocab)
+
     def to_dense(self) -> np.ndarray:
         """Return the ``(D, V)`` dense count array (mind the memory for large corpora)."""
         return self.counts.toarray()
@@ -272,3 +420,57 @@ class Corpus:
             return Corpus(m, list(self.vocab), None if doc_ids is None else list(doc_ids))
 
         return part(obs_data), part(held_data)
+
+
+def _sklearn_words(vectorizer_or_vocab) -> list[str]:
+    """The words of a fitted vectorizer, or a sequence of words, checked."""
+    if hasattr(vectorizer_or_vocab, "get_feature_names_out"):
+        try:
+            words = list(vectorizer_or_vocab.get_feature_names_out())
+        except (ValueError, AttributeError) as exc:  # sklearn's NotFittedError is both
+            raise ConfigError(f"vectorizer_or_vocab: cannot read its words ({exc})") from None
+    elif isinstance(vectorizer_or_vocab, (str, bytes)) or not hasattr(
+        vectorizer_or_vocab, "__iter__"
+    ):
+        raise ConfigError(
+            "vectorizer_or_vocab must be a fitted vectorizer (with get_feature_names_out) "
+            f"or a sequence of words, got {type(vectorizer_or_vocab).__name__}"
+        )
+    else:
+        words = list(vectorizer_or_vocab)
+    if not words:
+        raise ConfigError("vectorizer_or_vocab: the vocabulary is empty")
+    first: dict[str, int] = {}
+    for i, word in enumerate(words):
+        if not isinstance(word, str):
+            raise ConfigError(
+                f"vectorizer_or_vocab: word {i} is a {type(word).__name__}, not a str"
+            )
+        if word in first:
+            raise ConfigError(
+                f"vectorizer_or_vocab: word {word!r} repeats (positions {first[word]} and {i})"
+            )
+        first[word] = i
+    return [str(w) for w in words]
+
+
+def _gensim_words(dictionary) -> list[str]:
+    """Words by id from a gensim ``Dictionary`` (or anything with ``token2id``)."""
+    token2id = getattr(dictionary, "token2id", None)
+    if not isinstance(token2id, Mapping):
+        raise ConfigError(
+            "dictionary must be a gensim Dictionary (an object with a token2id mapping "
+            f"word -> id), got {type(dictionary).__name__}"
+        )
+    n_words = len(token2id)
+    if n_words == 0:
+        raise ConfigError("dictionary is empty")
+    words: list = [None] * n_words
+    for word, i in token2id.items():
+        if not isinstance(i, (int, np.integer)) or not 0 <= i < n_words or words[i] is not None:
+            raise ConfigError(
+                f"dictionary: word {word!r} has id {i!r}, but the ids must be 0..{n_words - 1}, "
+                "each once (after filter_tokens, call dictionary.compactify())"
+            )
+        words[i] = str(word)
+    return words

@@ -5,7 +5,8 @@ documents and reports
 
 - the ELBO (nats, every normalizer) after each iteration, for every restart,
 - the spread of the optima the restarts end in,
-- the top words of every topic of the best restart,
+- the top words of every topic of the best restart, with their coherence in the
+  training documents (UMass of Mimno et al. 2011 and NPMI, :func:`topic_coherence`),
 - held-out document-completion perplexity: theta is inferred from half of each test
   document's tokens and the other half is scored under the posterior-mean topics
   (a predictive score, not the bound),
@@ -30,8 +31,8 @@ from functools import partial
 import numpy as np
 
 from .. import checks
-from ..data import Corpus, load_ap, read_ldac
-from ..diagnostics import best_dirichlet_prior, dirichlet_surgery
+from ..data import Corpus, load_ap, read_corpus
+from ..diagnostics import best_dirichlet_prior, dirichlet_surgery, topic_coherence
 from ..errors import ConfigError, DataError
 from ..models import LDA
 from ..models.lda import pad_vocabulary
@@ -108,6 +109,8 @@ class Config:
             raise ConfigError(f"n_docs must be >= 2, got {self.n_docs}")
         if self.surgery_samples < 1:
             raise ConfigError(f"surgery_samples must be >= 1, got {self.surgery_samples}")
+        if self.top_words < 2:  # coherence scores pairs of top words
+            raise ConfigError(f"top_words must be >= 2, got {self.top_words}")
         if self.vocab and not self.corpus:
             raise ConfigError("vocab is set but corpus is not; give both or neither")
         if self.init and self.restarts != 1:
@@ -130,7 +133,7 @@ PRESETS = {
 def prepare(cfg: Config, data_root=None) -> dict:
     """Load (and check) the corpus and make the splits; nothing is written."""
     if cfg.corpus:
-        corpus = read_ldac(cfg.corpus, cfg.vocab or None)
+        corpus = read_corpus(cfg.corpus, cfg.vocab or None)
         source = cfg.corpus
     else:
         corpus = load_ap(data_root)
@@ -314,6 +317,19 @@ def top_words(components: np.ndarray, vocab: list[str], n: int) -> list[list[str
     return [[vocab[i] for i in row] for row in order]
 
 
+def coherence(components: np.ndarray, reference: Corpus, n: int) -> dict:
+    """UMass and NPMI of every topic's n top words (rows of lambda) in ``reference``, by
+    document co-occurrence with :func:`topic_coherence`'s default smoothing: per topic,
+    their means over the topics, and the epsilons."""
+    out = {"top_n": n}
+    for measure in ("umass", "npmi"):
+        c = topic_coherence(components, reference, measure=measure, top_n=n)
+        out[measure] = c.per_topic.tolist()
+        out[f"{measure}_mean"] = c.mean
+        out[f"{measure}_epsilon"] = c.epsilon
+    return out
+
+
 def run(cfg: Config, inputs: dict, rundir):
     train, observed, heldout = inputs["train"], inputs["observed"], inputs["heldout"]
     corpus = inputs["corpus"]
@@ -348,6 +364,7 @@ def run(cfg: Config, inputs: dict, rundir):
             # Summed over restarts: the wall time of a serial fit.
             "fit_seconds": sum(timings[f"{key}_seconds"] for key in keys),
             "top_words": top_words(model.components_, corpus.vocab, cfg.top_words),
+            "coherence": coherence(model.components_, train, cfg.top_words),
             "elbo_largest_drop": largest_drop(history),
             "sklearn_elbo_best": rundir.cached(
                 f"sklearn_elbo_K{k}", lambda m=model: sklearn_elbo(m, train), timings
@@ -541,6 +558,8 @@ def render(rundir):
                 f"{r['elbo_spread'] / tokens:.4f}",
                 r["n_iter"],
                 "" if completion is None else f"{completion['perplexity']:.1f}",
+                _coherence_cell(r, "umass_mean"),
+                _coherence_cell(r, "npmi_mean"),
                 f"{r['fit_seconds']:.1f}",
             ]
         )
@@ -551,12 +570,14 @@ def render(rundir):
             "spread across restarts (nats/token)",
             "iterations",
             "completion perplexity",
+            "mean UMass",
+            "mean NPMI",
             "fit seconds",
         ],
         rows,
         caption="Summary per K. Perplexity is exp(-held-out log-likelihood per token, base e) "
         f"on {data['n_heldout_tokens']:,} held-out tokens of {data['n_test_docs']} test "
-        "documents; lower is better.",
+        "documents; lower is better. " + _COHERENCE_NOTE,
     )
     if all("surgery_best_prior" in metrics["per_k"][str(k)] for k in ks):
         _render_surgery(report, metrics, ks)
@@ -575,13 +596,33 @@ def render(rundir):
             f"({data['n_heldout_tokens']:,} held-out tokens; lower is better).",
         )
     for k in ks:
-        words = metrics["per_k"][str(k)]["top_words"]
+        r = metrics["per_k"][str(k)]
+        coh = r.get("coherence")  # absent from runs that predate it
         report.table(
-            ["topic", "top words"],
-            [[i, " ".join(w)] for i, w in enumerate(words)],
-            caption=f"K = {k}: the most probable words of each topic (best restart).",
+            ["topic", "top words"] + (["UMass", "NPMI"] if coh else []),
+            [
+                [i, " ".join(w)]
+                + ([f"{coh['umass'][i]:.3f}", f"{coh['npmi'][i]:.3f}"] if coh else [])
+                for i, w in enumerate(r["top_words"])
+            ],
+            caption=f"K = {k}: the most probable words of each topic (best restart)"
+            + (f", with their coherence. {_COHERENCE_NOTE}" if coh else "."),
         )
     return report
+
+
+_COHERENCE_NOTE = (
+    "Coherence of each topic's top words in the training documents, as the mean over "
+    "word pairs: UMass (Mimno et al. 2011; log of the share of the documents of the more "
+    "probable word that also hold the other, +1 co-document smoothing; 0 at best, more "
+    "negative is worse) and NPMI (Bouma 2009; Roeder et al. 2015; from -1, never together, "
+    "through 0, independent, to 1, always together)."
+)
+
+
+def _coherence_cell(result: dict, key: str) -> str:
+    coh = result.get("coherence")
+    return "" if coh is None else f"{coh[key]:.3f}"
 
 
 def claims(cfg: Config, metrics: dict) -> list:
