@@ -266,10 +266,16 @@ def _lda_transform(args) -> int:
             f"dropped {dropped} of {corpus.n_tokens} tokens ({unknown} distinct words "
             "unknown to the model)"
         )
-    elif corpus.n_words > n_words or (args.vocab is not None and corpus.n_words != n_words):
+    elif args.vocab is not None and corpus.n_words != n_words:
         raise DataError(
             f"the corpus has {corpus.n_words} words but the model {args.model} has "
-            f"{n_words}{'' if args.vocab is None else ' and no vocabulary to map words by'}",
+            f"{n_words} and no vocabulary to map words by",
+            args.corpus,
+        )
+    elif corpus.n_words > n_words:
+        raise DataError(
+            f"the corpus has word ids up to {corpus.n_words - 1} but the model "
+            f"{args.model} has {n_words} words (ids 0 to {n_words - 1})",
             args.corpus,
         )
     else:
