@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from elbolab.data import load_ap
+from elbolab.diagnostics import topic_coherence
 from elbolab.landscape import align, distance_matrix
 from elbolab.studies import lda
 from elbolab.studies.claims import HOLDS, NOT_AT_THIS_BUDGET, PARTLY
@@ -97,6 +98,27 @@ def test_claims_follow_the_measured_numbers():
 # --------------------------------------------------------------------- the study end to end
 
 
+@pytest.mark.parametrize("data", ["tiny", "real"])
+def test_coherence_is_the_best_topics_in_the_training_documents(
+    data, smoke_runs, tiny_data, real_data
+):
+    out, m = smoke_runs("lda", data)  # the smoke_run fixture's run, not a new one
+    cfg = lda.PRESETS["smoke"]
+    train = lda.prepare(cfg, tiny_data.root if data == "tiny" else real_data("ap"))["train"]
+    arrays = np.load(out / "arrays.npz")
+    for k in cfg.topics:
+        coh = m["per_k"][str(k)]["coherence"]
+        assert coh["top_n"] == cfg.top_words
+        for measure in ("umass", "npmi"):
+            want = topic_coherence(
+                arrays[f"components_K{k}"], train, measure=measure, top_n=cfg.top_words
+            )
+            assert coh[measure] == pytest.approx(want.per_topic.tolist(), abs=1e-12)
+            assert coh[f"{measure}_mean"] == pytest.approx(np.mean(coh[measure]), abs=1e-12)
+            assert coh[f"{measure}_epsilon"] == want.epsilon
+        assert all(-1 - 1e-9 <= v <= 1 + 1e-9 for v in coh["npmi"])
+
+
 @pytest.fixture(scope="module", params=["tiny", "real"])
 def smoke_run(request, smoke_runs, tiny_data, real_data):
     """The smoke preset on the tiny corpus drawn from known topics, and on AP; with the
@@ -174,6 +196,10 @@ def test_report_has_every_figure(smoke_run):
     for words in m["per_k"]["3"]["top_words"]:
         assert " ".join(words) in html
     assert "document-topic posteriors, nats per training document" in html
+    coh = m["per_k"]["3"]["coherence"]
+    for key in ("umass_mean", "npmi_mean"):
+        assert f"{coh[key]:.3f}" in html
+    assert all(f"{v:.3f}" in html for v in coh["umass"] + coh["npmi"])
     assert f"{m['per_k']['3']['surgery']['marginal_kl']:.3f}" in html
     for row in m["claims"]:
         assert row["verdict"] in html
