@@ -207,3 +207,22 @@ def test_run_lda_writes_models_and_takes_init(files, fitted, tmp_path, capsys):
     # The smoke preset holds out 10% of the documents, so its ELBO is not the saved
     # fit's; the report says where the fit started.
     assert "saved model" in (out / "report.html").read_text()
+
+
+def test_transform_reads_uci_with_its_vocabulary(files, fitted, tmp_path, capsys):
+    # A UCI docword file brings vocab.NAME.txt, so words map by name without --vocab.
+    _, corpus = files
+    saved = fitted / "models" / f"lda-k{K}.npz"
+    part = corpus.subset(np.arange(5)).counts.tocoo()
+    order = np.arange(corpus.n_words)[::-1]  # the file lists the words in reverse
+    lines = [str(part.shape[0]), str(corpus.n_words), str(part.nnz)]
+    lines += [
+        f"{d + 1} {order[w] + 1} {c}" for d, w, c in zip(part.row, part.col, part.data, strict=True)
+    ]
+    (tmp_path / "docword.small.txt").write_text("\n".join(lines) + "\n")
+    (tmp_path / "vocab.small.txt").write_text("\n".join(corpus.vocab[::-1]) + "\n")
+    out = tmp_path / "t.npy"
+    assert transform(saved, tmp_path / "docword.small.txt", out) == 0
+    assert "dropped 0 of" in capsys.readouterr().out
+    gamma = LDA.load(saved).transform(corpus.subset(np.arange(5)))
+    np.testing.assert_array_equal(np.load(out), gamma / gamma.sum(1, keepdims=True))

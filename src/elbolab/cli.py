@@ -243,6 +243,7 @@ def _lda_transform(args) -> int:
     from .files import atomic_write
     from .models import LDA
     from .models.lda import map_vocabulary, pad_vocabulary
+    from .studies.lda import corpus_has_vocab
 
     out = args.out
     if out.suffix.lower() not in (".csv", ".npy"):
@@ -252,9 +253,10 @@ def _lda_transform(args) -> int:
     if out.exists() and not args.overwrite:
         raise ConfigError(f"--out {out} exists; pass --overwrite to replace it")
     model = LDA.load(args.model)
-    corpus = data.read_ldac(args.corpus, args.vocab)
+    corpus = data.read_corpus(args.corpus, args.vocab)
+    has_vocab = corpus_has_vocab(args.corpus, args.vocab)
     n_words = model.components_.shape[1]
-    if args.vocab is not None and model.vocab_ is not None:
+    if has_vocab and model.vocab_ is not None:
         counts, dropped, unknown = map_vocabulary(corpus.counts, corpus.vocab, model.vocab_)
         if dropped == corpus.n_tokens:
             raise DataError(
@@ -266,7 +268,7 @@ def _lda_transform(args) -> int:
             f"dropped {dropped} of {corpus.n_tokens} tokens ({unknown} distinct words "
             "unknown to the model)"
         )
-    elif args.vocab is not None and corpus.n_words != n_words:
+    elif has_vocab and corpus.n_words != n_words:
         raise DataError(
             f"the corpus has {corpus.n_words} words but the model {args.model} has "
             f"{n_words} and no vocabulary to map words by",

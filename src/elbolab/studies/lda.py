@@ -24,6 +24,7 @@ documents and reports
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -32,6 +33,7 @@ import numpy as np
 
 from .. import checks
 from ..data import Corpus, load_ap, read_corpus
+from ..data.formats import _uci_vocab_path
 from ..diagnostics import best_dirichlet_prior, dirichlet_surgery, topic_coherence
 from ..errors import ConfigError, DataError
 from ..models import LDA
@@ -66,7 +68,8 @@ class Config:
     init : a saved LDA model (``.npz``, :meth:`LDA.save`) whose topics lambda every fit
         starts from instead of random ones; empty = random. topics must then be its one
         K, the corpus must have its vocabulary (same words, same order; checked when both
-        have one, else the widths must agree), and restarts must be 1: the start is then
+        have one, else the widths must agree; an lda-c corpus without a vocabulary file
+        takes word ids as the model's), and restarts must be 1: the start is then
         fully determined (gamma starts at alpha + N_d / K, no random draw), so a second
         restart would repeat the first. alpha and eta left at None take the model's
         fitted values, so that the fit continues the saved one's objective.
@@ -156,10 +159,16 @@ def prepare(cfg: Config, data_root=None) -> dict:
     }
 
 
+def corpus_has_vocab(corpus: str | os.PathLike, vocab: str | os.PathLike | None) -> bool:
+    """Whether :func:`read_corpus` knows the words of ``corpus``: given ``vocab``, or a
+    UCI file (which always comes with its vocabulary); an lda-c file without a
+    vocabulary gets the made-up words w0, w1, ..."""
+    return bool(vocab) or _uci_vocab_path(corpus) is not None
+
+
 def _has_vocab(cfg: Config) -> bool:
-    """Whether the corpus's words are known: AP, or a corpus given with its vocabulary
-    (without one, read_ldac names the columns w0, w1, ...)."""
-    return bool(cfg.vocab) or not cfg.corpus
+    """Whether the corpus's words are known: AP, or see :func:`corpus_has_vocab`."""
+    return not cfg.corpus or corpus_has_vocab(cfg.corpus, cfg.vocab)
 
 
 def _with_init(cfg: Config, corpus: Corpus) -> tuple[Corpus, LDA | None]:
