@@ -14,8 +14,10 @@ corpus and with every Dirichlet normalizer in the ELBO:
    Bezier curve (profile mode);
 4. the ELBO on three planes (random Gaussian, random +-1, and the plane through both
    maxima and the NEB path's farthest pivot) with the path and the line drawn in;
-5. the top words of every topic along the path, and document-completion scores of
-   training and test documents at every pivot;
+5. the top words of every topic along the path, document-completion scores of
+   training and test documents at every pivot, and the mean coherence (UMass and NPMI,
+   :func:`~elbolab.diagnostics.topic_coherence`, in the training documents) of the
+   topics at every pivot of the NEB path and of the straight line;
 6. the paper's sweeps (learning rate, pivots, spring constant, K) as figures;
 7. maxima found from paths: CAVI run to convergence from the highest point of every
    optimized path, the maximum it reaches identified by alignment as one of the endpoints
@@ -38,6 +40,7 @@ import numpy as np
 import torch
 
 from .. import checks
+from ..diagnostics import topic_coherence
 from ..errors import ConfigError
 from ..landscape import (
     LDAObjective,
@@ -168,6 +171,8 @@ class Config:
             )
         if self.plane_points < 2:
             raise ConfigError(f"plane_points must be >= 2, got {self.plane_points}")
+        if self.top_words < 2:  # coherence scores pairs of top words
+            raise ConfigError(f"top_words must be >= 2, got {self.top_words}")
         if self.bezier_degree < 2:
             raise ConfigError(f"bezier_degree must be >= 2, got {self.bezier_degree}")
         if min(self.sweep_topics, default=1) < 1:
@@ -531,6 +536,9 @@ def run(cfg: Config, inputs: dict, rundir):
 
     # 7. Reading the path: topics and document completion at every pivot.
     read = timed("reading", partial(_reading, prof, pivots, xa, xb, inputs, cfg))
+    coherence = timed(
+        "coherence", partial(_coherence_along, prof, pivots, xa, xb, train, cfg.top_words)
+    )
 
     metrics, arrays = _collect(
         cfg,
@@ -547,6 +555,10 @@ def run(cfg: Config, inputs: dict, rundir):
         sweeps,
     )
     metrics["polish"] = _polish_metrics(cfg, polished, pairs, done, neb_p, fit, pair, timings)
+    metrics["coherence"] = _coherence_metrics(coherence, neb_p, done["lines"], train.n_tokens)
+    for path in ("neb", "linear"):
+        for measure in ("umass", "npmi"):
+            arrays[f"coherence_{path}_{measure}"] = coherence[path][measure]
     metrics["timings"] = timings
     return metrics, arrays
 
@@ -621,6 +633,42 @@ def _reading(prof, pivots, xa, xb, inputs: dict, cfg: Config) -> dict:
         "top_words": _top_words_along(lam_path, idx, inputs["corpus"].vocab, cfg.top_words),
         "scores": scores,
     }
+
+
+def _coherence_along(prof, pivots, xa, xb, train, top_n: int) -> dict:
+    """UMass and NPMI of every topic's ``top_n`` words (lambda of the pivot) in the
+    training documents, at every pivot of the NEB path and of the straight line with as
+    many pivots: (P, K) arrays per path and measure, all P * K topics of both paths
+    scored in one call per measure (the corpus read once)."""
+    lam = np.concatenate(
+        [prof.components(pivots).numpy(), prof.components(linear_path(xa, xb, len(pivots))).numpy()]
+    )
+    n_paths, k = 2, lam.shape[1]
+    out = {"neb": {}, "linear": {}, "top_n": top_n}
+    for measure in ("umass", "npmi"):
+        c = topic_coherence(lam.reshape(-1, lam.shape[2]), train, measure=measure, top_n=top_n)
+        scores = c.per_topic.reshape(n_paths, -1, k)
+        out["neb"][measure], out["linear"][measure] = scores[0], scores[1]
+        out[f"{measure}_epsilon"] = c.epsilon
+    return out
+
+
+def _coherence_metrics(coherence: dict, neb_p: dict, lines: dict, tokens: int) -> dict:
+    """Mean coherence over the topics at every pivot of both paths, with the ELBO per
+    token at the same pivots for comparison (the straight line's from its dense values,
+    whose every ``per_segment``-th point is a pivot)."""
+    out = {key: coherence[key] for key in ("top_n", "umass_epsilon", "npmi_epsilon")}
+    dense = lines["aligned"]["dense_values"]
+    n = len(neb_p["values"])
+    per_segment = (len(dense) - 1) // (n - 1)
+    elbo = {"neb": neb_p["values"], "linear": dense[::per_segment]}
+    for path in ("neb", "linear"):
+        out[path] = {
+            f"{measure}_mean": coherence[path][measure].mean(axis=1).tolist()
+            for measure in ("umass", "npmi")
+        }
+        out[path]["elbo_per_token"] = (np.asarray(elbo[path]) / tokens).tolist()
+    return out
 
 
 def _sweep_point(obj, xa, xb, cfg: Config, **overrides) -> dict:
@@ -1196,6 +1244,10 @@ def render(rundir):
         caption="Top words of every topic at the endpoints (first and last column) and two "
         "interior pivots of the NEB path, topics aligned across columns.",
     )
+    if "coherence" in m:
+        _render_coherence(report, rundir, m["coherence"], unit)
+    else:
+        report.paragraph("This run predates topic coherence along the path; run it again.")
 
     # Sweeps.
     sw = m["sweeps"]
@@ -1272,6 +1324,45 @@ _PATH_LABELS = {
     "bezier": "Bezier (profile)",
     "neb_full": "NEB (full)",
 }
+
+
+def _render_coherence(report, rundir, coh: dict, unit: str) -> None:
+    """Mean topic coherence against position along the NEB path and the straight line,
+    beside the ELBO at the same pivots."""
+    from ..report import plots
+
+    fig, axes = plots.new_figure(width=15, height=4, ncols=3)
+    pos = np.linspace(0, 1, len(coh["neb"]["elbo_per_token"]))
+    for ax, key, label in (
+        (axes[0], "elbo_per_token", unit),
+        (axes[1], "umass_mean", "mean UMass over the topics"),
+        (axes[2], "npmi_mean", "mean NPMI over the topics"),
+    ):
+        ax.plot(pos, coh["neb"][key], "o-", label="NEB path (pivots)")
+        ax.plot(pos, coh["linear"][key], "s--", label="straight line")
+        ax.set_xlabel("pivot position (fraction of the pivot index)")
+        ax.set_ylabel(label)
+        ax.legend(frameon=False)
+    report.figure(
+        rundir.save_figure(fig, "coherence_along_path"),
+        f"Topic coherence along the path, beside the ELBO (left): at every pivot, the mean "
+        f"over the topics of the coherence of their {coh['top_n']} top words in the training "
+        "documents, UMass (Mimno et al. 2011, +1 co-document smoothing; 0 at best) and NPMI "
+        "(Bouma 2009; Roeder et al. 2015; -1 never together, 0 independent, 1 always "
+        "together). Higher is more coherent for both.",
+    )
+    rows = [
+        [i]
+        + [f"{coh[path][key][i]:.3f}" for path in ("neb", "linear") for key in ("umass_mean", "npmi_mean")]
+        + [f"{coh['neb']['elbo_per_token'][i]:.4f}"]
+        for i in range(len(pos))
+    ]
+    report.table(
+        ["pivot", "NEB: UMass", "NEB: NPMI", "line: UMass", "line: NPMI", "NEB: ELBO / token"],
+        rows,
+        caption="Mean coherence of the topics at every pivot of the NEB path and of the "
+        "straight line, and the NEB pivot's ELBO per token (nats).",
+    )
 
 
 def _render_polish(report, rundir, pol: dict, tokens: int) -> None:
