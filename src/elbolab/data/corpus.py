@@ -211,7 +211,7 @@ class Corpus:
             k = int(hit[0])
             row = int(np.searchsorted(mat.indptr, k, side="right")) - 1
             raise ConfigError(
-                f"X[{row}, {int(mat.indices[k])}] = {data[k]!r}: counts must be non-negative "
+                f"X[{row}, {int(mat.indices[k])}] = {data[k]:g}: counts must be non-negative "
                 "integers (CountVectorizer output, not tf-idf weights)"
             )
         if doc_ids is not None and len(doc_ids) != mat.shape[0]:
