@@ -2,6 +2,7 @@
 `lda transform` applies one to new documents."""
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -43,9 +44,9 @@ def fit(files, out, *extra):
 
 @pytest.fixture(scope="module")
 def fitted(files, tmp_path_factory):
-    """A 15-iteration fit from random topics; its run directory."""
+    """A 15-iteration fit from random topics, alpha not the default 1/K; its run directory."""
     out = tmp_path_factory.mktemp("runs") / "fit"
-    assert fit(files, out, "--topics", K, "--iters", 15) == 0
+    assert fit(files, out, "--topics", K, "--iters", 15, "--alpha", 0.4) == 0
     return out
 
 
@@ -79,10 +80,11 @@ def test_resumed_run_writes_the_same_model_file(files, fitted, tmp_path, monkeyp
 
     monkeypatch.setattr(RunDir, "save_checkpoint", save_then_die)
     out = tmp_path / "broken"
-    assert fit(files, out, "--topics", K, "--iters", 15) == 130
+    args = ("--topics", K, "--iters", 15, "--alpha", 0.4)
+    assert fit(files, out, *args) == 130
     assert not (out / "models").exists()
     monkeypatch.setattr(RunDir, "save_checkpoint", original)
-    assert fit(files, out, "--topics", K, "--iters", 15, "--resume") == 0
+    assert fit(files, out, *args, "--resume") == 0
     name = f"models/lda-k{K}.npz"
     assert (out / name).read_bytes() == (fitted / name).read_bytes()
 
@@ -90,8 +92,9 @@ def test_resumed_run_writes_the_same_model_file(files, fitted, tmp_path, monkeyp
 def test_init_continues_the_saved_fit(files, fitted, tmp_path):
     saved = fitted / "models" / f"lda-k{K}.npz"
     out = tmp_path / "init"
-    # No --topics: K comes from the model.
+    # No --topics nor --alpha: K and alpha come from the model.
     assert fit(files, out, "--init", saved, "--iters", 3) == 0
+    assert json.loads((out / "metrics.json").read_text())["per_k"][str(K)]["alpha"] == 0.4
     final = LDA.load(saved).elbo_
     first_random = np.load(fitted / "arrays.npz")[f"history_K{K}"][0, 0]
     first_init = np.load(out / "arrays.npz")[f"history_K{K}"][0, 0]
