@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from elbolab import cli
+from elbolab.diagnostics import topic_coherence
 from elbolab.landscape import LDAObjective
 from elbolab.studies import landscape
 
@@ -97,6 +98,35 @@ def test_paths_keep_their_endpoints(smoke_run, data_root):
     assert max(at_fit) < 0 and max(m["fit"]["elbo_restarts"]) < 0
 
 
+def test_coherence_along_the_path_is_that_of_the_pivots_topics(smoke_run, data_root):
+    out, m = smoke_run
+    cfg = landscape.PRESETS["smoke"]
+    coh = m["coherence"]
+    assert coh["top_n"] == cfg.top_words
+    arrays = np.load(out / "arrays.npz")
+    train = landscape.prepare(cfg, data_root)["train"]
+    # The NEB pivots' topics rescored here: lambda is the exp of a pivot's first K*V entries.
+    pivots = arrays["neb_profile_pivots"]
+    lam = np.exp(pivots[:, : cfg.n_topics * train.n_words]).reshape(len(pivots), cfg.n_topics, -1)
+    for measure in ("umass", "npmi"):
+        want = [
+            topic_coherence(t, train, measure=measure, top_n=cfg.top_words).per_topic for t in lam
+        ]
+        np.testing.assert_allclose(arrays[f"coherence_neb_{measure}"], want, rtol=0, atol=1e-12)
+        means = np.mean(want, axis=1)
+        assert coh["neb"][f"{measure}_mean"] == pytest.approx(means.tolist(), abs=1e-12)
+        # The straight line joins the same endpoints: the same topics there.
+        line = coh["linear"][f"{measure}_mean"]
+        assert len(line) == cfg.n_pivots
+        assert [line[0], line[-1]] == pytest.approx([means[0], means[-1]], abs=1e-9)
+    tokens = m["data"]["n_train_tokens"]
+    np.testing.assert_allclose(
+        coh["neb"]["elbo_per_token"], arrays["neb_profile_values"] / tokens, rtol=1e-12
+    )
+    ends = [m["endpoints"]["elbo_a"] / tokens, m["endpoints"]["elbo_b"] / tokens]
+    assert [coh["linear"]["elbo_per_token"][i] for i in (0, -1)] == pytest.approx(ends, rel=1e-9)
+
+
 def test_barriers_follow_from_the_values_along_each_path(smoke_run):
     out, m = smoke_run
     arrays = np.load(out / "arrays.npz")
@@ -134,6 +164,7 @@ def test_report_has_every_figure(smoke_run):
         "sweeps",
         "sweep_topics",
         "polish",
+        "coherence_along_path",
     )
     for name in names:
         assert (out / "figures" / f"{name}.png").is_file()

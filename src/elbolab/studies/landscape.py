@@ -1353,7 +1353,11 @@ def _render_coherence(report, rundir, coh: dict, unit: str) -> None:
     )
     rows = [
         [i]
-        + [f"{coh[path][key][i]:.3f}" for path in ("neb", "linear") for key in ("umass_mean", "npmi_mean")]
+        + [
+            f"{coh[path][key][i]:.3f}"
+            for path in ("neb", "linear")
+            for key in ("umass_mean", "npmi_mean")
+        ]
         + [f"{coh['neb']['elbo_per_token'][i]:.4f}"]
         for i in range(len(pos))
     ]
