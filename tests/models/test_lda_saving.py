@@ -67,6 +67,9 @@ def test_same_model_same_bytes(fitted, saved, tmp_path):
     model, corpus = fitted
     again = model.save(tmp_path / "again.npz", vocab=corpus.vocab)
     assert again.read_bytes() == saved.read_bytes()
+    # A loaded model saved again (its vocabulary kept by default) is the same file.
+    resaved = LDA.load(saved).save(tmp_path / "resaved.npz")
+    assert resaved.read_bytes() == saved.read_bytes()
     with np.load(saved, allow_pickle=False) as npz:
         settings = json.loads(str(npz["settings"]))
     assert settings["format"] == "elbolab-lda" and settings["version"] == 1

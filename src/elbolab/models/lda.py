@@ -694,7 +694,8 @@ class LDA:
             missing, an existing file is replaced.
         vocab : list of str, optional
             The words of the V columns, in order, so that a corpus can later be checked
-            against (or mapped onto) the model's vocabulary.
+            against (or mapped onto) the model's vocabulary. Default: ``vocab_`` of a
+            loaded model (so that saving it again keeps it), else none.
 
         Returns
         -------
@@ -717,6 +718,8 @@ class LDA:
             "history": np.asarray(self.history_, dtype=np.float64),
             "settings": np.array(json.dumps(self._settings(), allow_nan=False)),
         }
+        if vocab is None:
+            vocab = getattr(self, "vocab_", None)
         if vocab is not None:
             arrays["vocab"] = _checked_vocab(vocab, components.shape[1])
         target.parent.mkdir(parents=True, exist_ok=True)
