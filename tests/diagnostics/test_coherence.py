@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import torch
 
 from elbolab.data import Corpus
 from elbolab.data.synthetic import lda_corpus
@@ -64,6 +65,9 @@ def test_matches_brute_force(small, measure):
     other = topic_coherence(order, corpus.counts.tocoo(), measure=measure, epsilon=0.01)
     want = [_brute(dense, list(row), measure, 0.01) for row in order]
     np.testing.assert_allclose(other.per_topic, want, rtol=1e-12, atol=1e-12)
+    tensor = torch.tensor(weights, requires_grad=True)
+    same = topic_coherence(tensor, corpus, measure=measure, top_n=5)
+    np.testing.assert_array_equal(same.per_topic, got.per_topic)
 
 
 def test_sparse_product_and_duplicate_entries(small, monkeypatch):

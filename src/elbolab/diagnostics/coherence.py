@@ -66,6 +66,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 
 from .. import checks
 from ..data import Corpus
@@ -169,6 +170,8 @@ def _word_ids(topics, top_n, n_words: int) -> np.ndarray:
     or from ordered ids (their first top_n columns)."""
     if sp.issparse(topics):
         topics = topics.toarray()
+    elif isinstance(topics, torch.Tensor):
+        topics = topics.detach().cpu().numpy()  # lambda read off a path, say
     arr = np.asarray(topics)
     if arr.ndim != 2:
         raise ConfigError(
@@ -221,7 +224,7 @@ def topic_coherence(
 
     Parameters
     ----------
-    topics : (K, V) array of topic-word weights, or (K, n) integer array of word ids
+    topics : (K, V) array (or tensor) of topic-word weights, or (K, n) integer word ids
         Real weights (lambda of Blei et al. 2003, or topic-word probabilities beta): the
         ``top_n`` largest of each row are scored, largest first. Integer ids: each row
         is a topic's words already ordered, most probable first (UMass depends on the
