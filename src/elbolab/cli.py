@@ -117,7 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(p)
 
     p = lda.add_parser(
-        "transform", help="topic proportions of new documents under a saved LDA model"
+        "transform",
+        help="topic proportions of new documents under a saved LDA model",
+        description="Topic proportions of every document of --corpus: gamma / sum(gamma), "
+        "the mean of q(theta_d) = Dir(gamma_d) with the model's topics fixed (rows sum to "
+        "1). When both the model and the corpus have a vocabulary, words are matched by "
+        "name and words the model does not know are dropped (their token count is "
+        "printed); otherwise word ids are taken as the model's.",
     )
     p.add_argument("model", type=Path, help="saved model (.npz), e.g. RUNDIR/models/lda-k10.npz")
     p.add_argument("--corpus", type=Path, required=True, help="lda-c corpus file")
@@ -143,7 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--root", type=Path, default=None, help="data root (default: see README)")
 
-    p = sub.add_parser("demo", help="a short tour on the real data; prints where the report is")
+    p = sub.add_parser(
+        "demo", help="the tour: every study at a small size on the real data, and an index page"
+    )
     p.add_argument("--out", type=Path, default=Path("elbolab-demo"), help="where to write the runs")
     p.add_argument("--data", type=Path, default=None)
     return parser
@@ -328,45 +336,38 @@ def _data(args) -> int:
 
 
 def _demo(args) -> int:
-    """Run the tour: today the ``lda`` study's default preset on AP."""
-    from .studies import lda
+    """Run the tour (every study's ``tour`` preset) and print where its index is."""
+    from .studies import tour
 
-    try:
-        data.find_root("ap", args.data)
-    except ElbolabError:
-        if args.data is not None:
-            raise
-        print(
-            "elbolab demo: the AP corpus is not on this machine; fetching it ...", file=sys.stderr
-        )
-        try:
-            data.fetch("ap")
-        except ElbolabError as err:
-            raise type(err)(
-                f"{err}. Without internet, set ELBOLAB_DATA to a folder holding ap/ap.dat "
-                "and ap/vocab.txt (a mirror of the datasets), e.g. "
-                "ELBOLAB_DATA=../shared/data elbolab demo"
-            ) from None
-    out = args.out / "lda"
-    command = f"elbolab run lda --preset default --out {shlex.quote(str(out))} --resume"
-    print(f"elbolab demo: {command}", file=sys.stderr)
-    metrics = studies.run_study(
-        lda,
-        lda.PRESETS["default"],
-        out,
-        data_root=args.data,
-        resume=True,
-        command=command,
-        scheduler="auto",
+    for name in sorted(set(tour.DATASET.values())):
+        _ensure_dataset(name, args.data)
+    print(
+        f"elbolab demo: every study at its tour preset into {args.out} "
+        "(a few minutes on 2 cores; run again to resume)",
+        file=sys.stderr,
     )
-    for k, r in metrics["per_k"].items():
-        print(
-            f"K={k:>3}: ELBO/token {r['elbo_per_token_best']:.4f} nats, "
-            f"completion perplexity {r['completion']['perplexity']:.1f}, "
-            f"{r['fit_seconds']:.1f} s"
-        )
-    print(f"report: {(out / 'report.html').resolve()}")
+    index = tour.run_tour(args.out, data_root=args.data, say=lambda line: print(line))
+    print(f"index: {index.resolve()}")
     return 0
+
+
+def _ensure_dataset(name: str, root) -> None:
+    """Fetch dataset ``name`` into the cache when it is nowhere (and no root was named)."""
+    try:
+        data.find_root(name, root)
+        return
+    except ElbolabError:
+        if root is not None:
+            raise
+    print(f"elbolab demo: {name} is not on this machine; fetching it ...", file=sys.stderr)
+    try:
+        data.fetch(name)
+    except ElbolabError as err:
+        raise type(err)(
+            f"{err}. Without internet, set ELBOLAB_DATA to a folder holding ap/, mnist/ "
+            "and binarized_mnist/ (a mirror of the datasets), e.g. "
+            "ELBOLAB_DATA=../shared/data elbolab demo"
+        ) from None
 
 
 if __name__ == "__main__":
