@@ -1347,7 +1347,7 @@ def _render_coherence(report, rundir, coh: dict, unit: str) -> None:
         rundir.save_figure(fig, "coherence_along_path"),
         f"Topic coherence along the path, beside the ELBO (left): at every pivot, the mean "
         f"over the topics of the coherence of their {coh['top_n']} top words in the training "
-        "documents, UMass (Mimno et al. 2011, +1 co-document smoothing; 0 at best) and NPMI "
+        "documents, UMass (Mimno et al. 2011, +1 co-document smoothing; about 0 at best) and NPMI "
         "(Bouma 2009; Roeder et al. 2015; -1 never together, 0 independent, 1 always "
         "together). Higher is more coherent for both.",
     )

@@ -623,7 +623,7 @@ def render(rundir):
 _COHERENCE_NOTE = (
     "Coherence of each topic's top words in the training documents, as the mean over "
     "word pairs: UMass (Mimno et al. 2011; log of the share of the documents of the more "
-    "probable word that also hold the other, +1 co-document smoothing; 0 at best, more "
+    "probable word that also hold the other, +1 co-document smoothing; about 0 at best, more "
     "negative is worse) and NPMI (Bouma 2009; Roeder et al. 2015; from -1, never together, "
     "through 0, independent, to 1, always together)."
 )
