@@ -14,7 +14,7 @@ import torch
 from elbolab.data import Corpus
 from elbolab.data.synthetic import lda_corpus
 from elbolab.diagnostics import topic_coherence
-from elbolab.errors import ConfigError, DataError
+from elbolab.errors import ConfigError, DataError, NumericalError
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +197,14 @@ def test_bad_input(topics, kwargs, match):
     corpus = Corpus.from_dense([[1, 1, 0], [1, 0, 0]])  # word 2 occurs nowhere
     with pytest.raises(ConfigError, match=match):
         topic_coherence(topics, corpus, **kwargs)
+
+
+def test_npmi_with_a_vanishing_normalizer_is_refused():
+    # Both words in every document: -log(1 + epsilon) rounds to 0 for epsilon = 1e-300.
+    corpus = Corpus.from_dense([[1, 1], [2, 1]])
+    assert topic_coherence([[0, 1]], corpus, measure="npmi").per_topic[0] == pytest.approx(-1.0)
+    with pytest.raises(NumericalError, match="npmi score"):
+        topic_coherence([[0, 1]], corpus, measure="npmi", epsilon=1e-300)
 
 
 def test_bad_reference():

@@ -115,17 +115,6 @@ class Coherence:
     n_docs: int
     word_ids: np.ndarray
 
-    def summary(self) -> dict:
-        """The scores and settings as plain JSON values (no word ids)."""
-        return {
-            "measure": self.measure,
-            "per_topic": self.per_topic.tolist(),
-            "mean": self.mean,
-            "top_n": self.top_n,
-            "epsilon": self.epsilon,
-            "n_docs": self.n_docs,
-        }
-
 
 def _counts(reference) -> sp.csr_matrix:
     """The (N, V) counts of ``reference`` as CSR (a Corpus's own matrix, not copied)."""
@@ -252,6 +241,9 @@ def topic_coherence(
         vocabulary; a topic's top word that occurs in no reference document (named).
     DataError
         A reference that is not a count matrix, or has no documents.
+    NumericalError
+        An NPMI pair whose normalizer -log(P(w_i, w_j) + epsilon) is 0 (an epsilon so
+        small that it vanishes beside a pair present in every document).
 
     Examples
     --------
@@ -293,9 +285,10 @@ def topic_coherence(
         pair = np.log(joint) - np.log(p_word[:, cols_])
     else:
         pmi = np.log(joint) - np.log(p_word[:, rows]) - np.log(p_word[:, cols_])
-        pair = pmi / -np.log(joint)
+        with np.errstate(divide="ignore", invalid="ignore"):  # refused just below
+            pair = pmi / -np.log(joint)
     per_topic = pair.mean(axis=1)
-    checks.finite(per_topic, "topic_coherence", f"the {measure} scores")
+    checks.finite(per_topic, "topic_coherence", f"the {measure} score of a topic")
     return Coherence(
         per_topic=per_topic,
         mean=float(per_topic.mean()),
