@@ -21,7 +21,9 @@ from typing import IO, Any
 __all__ = ["atomic_write"]
 
 
-def atomic_write(path: str | os.PathLike, write_fn: Callable[[IO], Any], *, text=False) -> Path:
+def atomic_write(
+    path: str | os.PathLike, write_fn: Callable[[IO], Any], *, text: bool = False
+) -> Path:
     """Write a file atomically: all of it or, after any failure, nothing new.
 
     Parameters

@@ -18,12 +18,16 @@ ConfigError naming both) and returns CPU tensors and Python numbers.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from .. import checks
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from .._types import ArrayOrTensor
 
 __all__ = ["kl_per_dimension", "active_units", "collapse_curve", "collapsed_fraction"]
 
@@ -47,7 +51,7 @@ def _check_values(a: torch.Tensor, name: str, allow_inf: bool = False) -> None:
         raise ConfigError(f"{name} has infinite entries")
 
 
-def kl_per_dimension(mu, std) -> torch.Tensor:
+def kl_per_dimension(mu: ArrayOrTensor, std: ArrayOrTensor) -> torch.Tensor:
     """KL(q(z_i | x_n) || N(0, 1)) for every datum n and dimension i.
 
     Parameters
@@ -74,7 +78,7 @@ def kl_per_dimension(mu, std) -> torch.Tensor:
     return (0.5 * (mu * mu + std * std - 1.0) - std.log()).cpu()
 
 
-def active_units(mu, threshold: float = 0.01) -> dict:
+def active_units(mu: ArrayOrTensor, threshold: float = 0.01) -> dict:
     """Active units of Burda et al. (2016): Var_x(E_q[z_i | x]) > threshold.
 
     Parameters
@@ -104,7 +108,7 @@ def active_units(mu, threshold: float = 0.01) -> dict:
     }
 
 
-def collapse_curve(kl_per_dim, epsilons, delta: float = 0.01) -> dict:
+def collapse_curve(kl_per_dim: ArrayOrTensor, epsilons: ArrayOrTensor, delta: float = 0.01) -> dict:
     """Fraction of (epsilon, delta)-collapsed dimensions (Lucas et al. 2019) per epsilon.
 
     Parameters
@@ -148,7 +152,9 @@ def collapse_curve(kl_per_dim, epsilons, delta: float = 0.01) -> dict:
     }
 
 
-def collapsed_fraction(kl_per_dim, epsilon: float = 0.01, delta: float = 0.01) -> float:
+def collapsed_fraction(
+    kl_per_dim: ArrayOrTensor, epsilon: float = 0.01, delta: float = 0.01
+) -> float:
     """Fraction of dimensions in (epsilon, delta)-collapse (Lucas et al. 2019).
 
     Parameters

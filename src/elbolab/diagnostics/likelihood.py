@@ -283,7 +283,7 @@ def _log_weights(model, q, prior, mixture, z, xb, j0: int, j1: int) -> torch.Ten
 
 
 def log_likelihood(
-    model,
+    model: torch.nn.Module,
     x: torch.Tensor,
     k: int = 5000,
     generator: torch.Generator | int = 0,

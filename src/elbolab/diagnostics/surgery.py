@@ -63,6 +63,7 @@ CPU tensors.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -74,6 +75,9 @@ from ..errors import ConfigError, NumericalError
 from ..models.vae import rsample
 from ..progress import progress as progress_bar
 from .likelihood import _default_budget, _DiagonalMixture, _model_device
+
+if TYPE_CHECKING:
+    from .._types import ArrayOrTensor
 
 __all__ = [
     "best_dirichlet_prior",
@@ -399,9 +403,9 @@ def _se(terms: torch.Tensor) -> float:
 
 
 def surgery(
-    mu,
-    std,
-    prior=None,
+    mu: ArrayOrTensor,
+    std: ArrayOrTensor,
+    prior: torch.distributions.Distribution | None = None,
     generator: torch.Generator | int = 0,
     n_samples: int = 1,
     batch_size: int | None = None,
@@ -531,8 +535,8 @@ def surgery(
 
 
 def surgery_model(
-    model,
-    x,
+    model: torch.nn.Module,
+    x: torch.Tensor,
     generator: torch.Generator | int = 0,
     n_samples: int = 1,
     batch_size: int | None = None,
@@ -718,8 +722,8 @@ def _dirichlet_gap(log_theta, weights, log_norm, own, ref, rows: int, cols: int)
 
 
 def dirichlet_surgery(
-    gamma,
-    alpha,
+    gamma: ArrayOrTensor,
+    alpha: ArrayOrTensor,
     *,
     samples_per_doc: int = 10,
     seed: int | np.random.Generator = 0,
@@ -814,7 +818,9 @@ def _inverse_digamma(y: np.ndarray) -> np.ndarray:
     return x
 
 
-def best_dirichlet_prior(gamma, *, tol: float = 1e-12, max_iter: int = 10_000) -> np.ndarray:
+def best_dirichlet_prior(
+    gamma: ArrayOrTensor, *, tol: float = 1e-12, max_iter: int = 10_000
+) -> np.ndarray:
     """The Dirichlet prior alpha (K,) closest to N Dirichlet posteriors Dir(gamma_d): the
     minimizer of the average KL(Dir(gamma_d) || Dir(alpha)).
 

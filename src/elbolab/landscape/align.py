@@ -11,6 +11,7 @@ permuted copies (all distances ~ 0) or genuinely different.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,6 +19,9 @@ from scipy.optimize import linear_sum_assignment
 
 from .. import checks
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from .._types import ArrayOrTensor
 
 __all__ = [
     "align",
@@ -64,7 +68,9 @@ def _floored(p: np.ndarray, floor: float) -> np.ndarray:
     return p / p.sum(axis=1, keepdims=True)
 
 
-def distance_matrix(a, b, metric: str = "hellinger", floor: float = 1e-10) -> np.ndarray:
+def distance_matrix(
+    a: ArrayOrTensor, b: ArrayOrTensor, metric: str = "hellinger", floor: float = 1e-10
+) -> np.ndarray:
     """Distances between every row of ``a`` and every row of ``b`` (rows normalized).
 
     Parameters
@@ -111,7 +117,9 @@ def _paired(p: np.ndarray, q: np.ndarray, metric: str, floor: float) -> np.ndarr
     return np.clip(np.sum((p - q) * (np.log(p) - np.log(q)), axis=1), 0.0, None)
 
 
-def align(a, b, metric: str = "hellinger", floor: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
+def align(
+    a: ArrayOrTensor, b: ArrayOrTensor, metric: str = "hellinger", floor: float = 1e-10
+) -> tuple[np.ndarray, np.ndarray]:
     """Permutation of the rows of ``b`` that best matches the rows of ``a``.
 
     Solves min over permutations pi of sum_i d(a_i, b_pi(i)) exactly with the Hungarian
@@ -159,7 +167,7 @@ def _perm_index(perm, k: int | None = None) -> np.ndarray:
     return perm.astype(np.int64)
 
 
-def invert_permutation(perm) -> np.ndarray:
+def invert_permutation(perm: ArrayOrTensor) -> np.ndarray:
     """The inverse permutation: ``inv[perm[i]] = i``, so ``x[perm][inv]`` is ``x``."""
     perm = _perm_index(perm)
     inv = np.empty_like(perm)
@@ -167,7 +175,9 @@ def invert_permutation(perm) -> np.ndarray:
     return inv
 
 
-def apply_permutation(x, perm, axis: int = 0):
+def apply_permutation(
+    x: np.ndarray | torch.Tensor, perm: ArrayOrTensor, axis: int = 0
+) -> np.ndarray | torch.Tensor:
     """Reorder ``x`` along ``axis`` by ``perm`` (result along axis: ``x[..., perm[i], ...]``).
 
     Parameters
@@ -194,7 +204,7 @@ def apply_permutation(x, perm, axis: int = 0):
     return np.take(x, _perm_index(perm, x.shape[axis]), axis=axis)
 
 
-def permute_params(params: Mapping, perm, axes: Mapping[str, int]) -> dict:
+def permute_params(params: Mapping, perm: ArrayOrTensor, axes: Mapping[str, int]) -> dict:
     """Apply one relabelling to several parameters of the same model.
 
     Parameters

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -39,6 +40,9 @@ from .paths import (
     barrier,
     path_length,
 )
+
+if TYPE_CHECKING:
+    from .._types import ArrayOrTensor
 
 __all__ = ["bernstein", "bezier", "bezier_points"]
 
@@ -100,8 +104,8 @@ def _sample_t(gen: torch.Generator, n_t: int, sampling: str, like: torch.Tensor)
 
 def bezier(
     f: Func,
-    a,
-    b,
+    a: ArrayOrTensor,
+    b: ArrayOrTensor,
     degree: int = 2,
     steps: int = 500,
     lr: float = 0.01,

@@ -90,6 +90,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -101,6 +102,9 @@ from ..models import _lda_full_kernels as full_kernels
 from ..models import _lda_kernels as kernels
 from ..models.lda import _as_csr, _columns, _dirichlet_kl_term, _topics, dirichlet_expectation
 from .flat import Flattener
+
+if TYPE_CHECKING:
+    from .._types import ArrayOrTensor, Counts
 
 __all__ = ["LDAObjective"]
 
@@ -191,7 +195,7 @@ class LDAObjective:
 
     def __init__(
         self,
-        corpus_or_csr,
+        corpus_or_csr: Counts,
         n_topics: int,
         alpha: float,
         eta: float,
@@ -201,7 +205,7 @@ class LDAObjective:
         max_chunk_elements: int = 2**24,
         warm_start: bool = False,
         full_gradient: str = "closed_form",
-    ):
+    ) -> None:
         if mode not in _MODES:
             raise ConfigError(f"mode must be one of {_MODES}, got {mode!r}")
         if full_gradient not in _FULL_GRADIENTS:
@@ -300,7 +304,12 @@ class LDAObjective:
             raise ConfigError("lam must be positive and finite")
         return lam
 
-    def to_vector(self, lam, gamma=None, phi=None) -> torch.Tensor:
+    def to_vector(
+        self,
+        lam: ArrayOrTensor,
+        gamma: ArrayOrTensor | None = None,
+        phi: ArrayOrTensor | None = None,
+    ) -> torch.Tensor:
         """The flat vector (n,) of one parameter set.
 
         Parameters
@@ -364,7 +373,7 @@ class LDAObjective:
             {"log_lam": lam_t.log(), "log_gamma": gamma_t.log(), "logits": logits}
         )
 
-    def from_vector(self, x) -> dict[str, torch.Tensor]:
+    def from_vector(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Structured parameters of vectors x (..., n), batched like x.
 
         Returns
@@ -384,7 +393,7 @@ class LDAObjective:
             out["phi"] = torch.softmax(blocks["logits"], -1)
         return out
 
-    def components(self, x) -> torch.Tensor:
+    def components(self, x: torch.Tensor) -> torch.Tensor:
         """lambda (P, K, V) of vectors x (P, n) (either mode), for reading topics along a path."""
         x, single = self._batch(x)
         k, v = self.n_topics, self.n_words
@@ -424,7 +433,7 @@ class LDAObjective:
     def _optimal_gamma(self, lam: np.ndarray) -> np.ndarray:
         return self._e_step(self.X, self._topics(lam)[0])
 
-    def optimal_gamma(self, x) -> torch.Tensor:
+    def optimal_gamma(self, x: torch.Tensor) -> torch.Tensor:
         """gamma (P, D, K) that the E-step finds for the topics of x (P, n), fresh start.
 
         These are the local parameters at which the profile mode evaluates the ELBO
@@ -642,7 +651,7 @@ class LDAObjective:
         return values[0] if single else values
 
     # ------------------------------------------------------------------ prediction
-    def heldout_scores(self, x, observed, heldout) -> dict:
+    def heldout_scores(self, x: torch.Tensor, observed: Counts, heldout: Counts) -> dict:
         """Document-completion log-likelihood of held-out tokens at each pivot.
 
         As :meth:`elbolab.models.lda.LDA.completion_log_likelihood`, batched over

@@ -47,12 +47,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
 from .. import checks
 from ..errors import ConfigError, NumericalError
 from ..progress import progress
+
+if TYPE_CHECKING:
+    from .._types import ArrayOrTensor
 
 __all__ = [
     "PathResult",
@@ -305,7 +309,7 @@ def _show(show_progress: bool | None) -> bool | None:
 # --------------------------------------------------------------------------- basic paths
 
 
-def linear_path(a, b, n_pivots: int) -> torch.Tensor:
+def linear_path(a: ArrayOrTensor, b: ArrayOrTensor, n_pivots: int) -> torch.Tensor:
     """Evenly spaced points on the straight segment from ``a`` to ``b``.
 
     Parameters
@@ -337,7 +341,7 @@ def path_length(pivots: torch.Tensor) -> float:
     return float((pivots[1:] - pivots[:-1]).norm(dim=1).sum())
 
 
-def barrier(values_on_path, f_a, f_b) -> float:
+def barrier(values_on_path: ArrayOrTensor, f_a: float, f_b: float) -> float:
     """Barrier of a path for a function we maximize, in the units of f (nats for an ELBO).
 
     Parameters
@@ -719,8 +723,8 @@ def _default_max_step(a, b, n_segments: int, max_step) -> float:
 
 def neb(
     f: Func,
-    a,
-    b,
+    a: ArrayOrTensor,
+    b: ArrayOrTensor,
     n_pivots: int = 10,
     steps: int = 500,
     lr: float = 0.01,
@@ -891,8 +895,8 @@ def _insertions(
 
 def autoneb(
     f: Func,
-    a,
-    b,
+    a: ArrayOrTensor,
+    b: ArrayOrTensor,
     n_pivots: int = 3,
     cycles: int = 5,
     steps: int = 200,

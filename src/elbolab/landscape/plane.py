@@ -10,7 +10,7 @@ path's pivots) on a plane and says how far off it they lie.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
@@ -18,6 +18,9 @@ from .. import checks
 from ..errors import ConfigError
 from ..progress import progress
 from .paths import Func, _show, _values
+
+if TYPE_CHECKING:
+    from .._types import ArrayOrTensor
 
 __all__ = [
     "Plane",
@@ -50,11 +53,11 @@ def _axis(x, name: str, dtype) -> torch.Tensor:
 
 def plane_grid(
     f: Func,
-    center,
-    u,
-    v,
-    xs,
-    ys,
+    center: torch.Tensor,
+    u: torch.Tensor,
+    v: torch.Tensor,
+    xs: ArrayOrTensor,
+    ys: ArrayOrTensor,
     batch_size: int = 4096,
     show_progress: bool | None = None,
 ) -> torch.Tensor:
@@ -215,7 +218,9 @@ class Plane(NamedTuple):
     coords: torch.Tensor
 
 
-def plane_through(a, b, c, origin: str = "midpoint") -> Plane:
+def plane_through(
+    a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, origin: str = "midpoint"
+) -> Plane:
     """The plane through the endpoints ``a``, ``b`` of a path and a third point ``c``.
 
     ``u`` points from a to b, ``v`` is the part of ``c - a`` orthogonal to u, normalized,
@@ -258,7 +263,7 @@ def plane_through(a, b, c, origin: str = "midpoint") -> Plane:
     return Plane(center, u, v, coords)
 
 
-def farthest_from_line(points, a, b) -> tuple[int, float]:
+def farthest_from_line(points: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> tuple[int, float]:
     """Index of the point farthest from the straight line through ``a`` and ``b``.
 
     Parameters
@@ -291,7 +296,9 @@ def farthest_from_line(points, a, b) -> tuple[int, float]:
     return i, float(dist[i])
 
 
-def project(points, center, u, v) -> tuple[torch.Tensor, torch.Tensor]:
+def project(
+    points: torch.Tensor, center: torch.Tensor, u: torch.Tensor, v: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Coordinates of points in the plane ``center + x u + y v`` and their distance off it.
 
     The coordinates are the least-squares solution of ``[u v] (x, y) = p - center``, so

@@ -19,6 +19,7 @@ maximum, a restart and the endpoints are compared on one scale.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -28,6 +29,9 @@ from ..errors import ConfigError
 from ..models.lda import LDA
 from .align import align
 from .lda_objective import LDAObjective
+
+if TYPE_CHECKING:
+    from .._types import ArrayOrTensor, Counts
 
 __all__ = ["Baseline", "Polished", "polish", "restart_baseline"]
 
@@ -194,15 +198,15 @@ def _heldout(objective, lams, observed, heldout) -> np.ndarray:
 
 def polish(
     objective: LDAObjective,
-    lam_start,
-    lam_a,
-    lam_b,
+    lam_start: ArrayOrTensor,
+    lam_a: ArrayOrTensor,
+    lam_b: ArrayOrTensor,
     *,
     max_iter: int = 1000,
     tol: float = 1e-6,
     same_max: float = 0.01,
-    observed=None,
-    heldout=None,
+    observed: Counts | None = None,
+    heldout: Counts | None = None,
 ) -> Polished:
     """Run CAVI to convergence from ``lam_start`` and compare the maximum with a and b.
 
@@ -272,16 +276,16 @@ def polish(
 def restart_baseline(
     objective: LDAObjective,
     budget: int,
-    lam_a,
-    lam_b,
+    lam_a: ArrayOrTensor,
+    lam_b: ArrayOrTensor,
     *,
     seed: int = 0,
     first_restart: int = 0,
     max_iter: int = 1000,
     tol: float = 1e-6,
     same_max: float = 0.01,
-    observed=None,
-    heldout=None,
+    observed: Counts | None = None,
+    heldout: Counts | None = None,
 ) -> Baseline:
     """Spend ``budget`` CAVI iterations on random restarts, one after another.
 

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -51,6 +52,10 @@ from torch.distributions import Independent, Normal
 from .. import checks
 from ..errors import ConfigError, DataError, NumericalError
 from . import ppca as _ppca
+
+if TYPE_CHECKING:
+    from .._types import ArrayOrTensor, Device
+    from .ppca import PPCA
 
 __all__ = ["LinearVAE", "fit_linear_vae", "fit_linear_vae_lbfgs", "profiled_elbo"]
 
@@ -103,8 +108,8 @@ class LinearVAE(nn.Module):
         *,
         generator: torch.Generator | int = 0,
         dtype: torch.dtype = torch.float64,
-        device=None,
-    ):
+        device: Device | None = None,
+    ) -> None:
         super().__init__()
         self.data_dim = d = checks.integer(data_dim, "data_dim", 1)
         self.latent_dim = q = checks.integer(latent_dim, "latent_dim", 1)
@@ -141,14 +146,14 @@ class LinearVAE(nn.Module):
         zeros = torch.zeros(self.latent_dim, dtype=self.W.dtype, device=self.W.device)
         return Independent(Normal(zeros, torch.ones_like(zeros), validate_args=False), 1)
 
-    def encoder(self, x) -> Independent:
+    def encoder(self, x: torch.Tensor) -> Independent:
         """q(z | x) = N(V (x - mu), D) for each row of x (N, D): batch (N,), event (q,)."""
         x = self._check_x(x)
         loc = (x - self.mu) @ self.V.T
         scale = torch.exp(0.5 * self.log_D).expand_as(loc)
         return Independent(Normal(loc, scale, validate_args=False), 1)
 
-    def decoder(self, z) -> Independent:
+    def decoder(self, z: torch.Tensor) -> Independent:
         """p(x | z) = N(W z + mu, sigma^2 I) for z (..., q): event shape (D,)."""
         loc = z @ self.W.T + self.mu
         scale = torch.exp(0.5 * self.log_sigma2).expand_as(loc)
@@ -160,7 +165,7 @@ class LinearVAE(nn.Module):
         d = torch.exp(self.log_D)
         return 0.5 * ((d - 1.0 - self.log_D).sum() + (m * m).sum(-1))
 
-    def elbo_analytic(self, x) -> dict[str, torch.Tensor]:
+    def elbo_analytic(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The closed-form ELBO summed over the rows of x (N, D), in nats.
 
         Returns
@@ -185,7 +190,11 @@ class LinearVAE(nn.Module):
         return {"elbo": rec - kl, "reconstruction": rec, "kl": kl}
 
     def elbo_stochastic(
-        self, x, generator: torch.Generator, n_samples: int = 1, analytic_kl: bool = False
+        self,
+        x: torch.Tensor,
+        generator: torch.Generator,
+        n_samples: int = 1,
+        analytic_kl: bool = False,
     ) -> dict[str, torch.Tensor]:
         """Reparameterised Monte Carlo estimate of the ELBO summed over the rows of x.
 
@@ -219,12 +228,12 @@ class LinearVAE(nn.Module):
             kl = (q_z.log_prob(z) - self.prior().log_prob(z)).mean(0).sum()
         return {"elbo": rec - kl, "reconstruction": rec, "kl": kl}
 
-    def log_prob(self, x) -> torch.Tensor:
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """Exact log p(x_n) = log N(x_n; mu, W W^T + sigma^2 I), (N,), differentiable."""
         x = self._check_x(x)
         return _ppca.marginal_log_prob(x, self.mu, self.W, self.sigma2)
 
-    def log_likelihood(self, x) -> torch.Tensor:
+    def log_likelihood(self, x: torch.Tensor) -> torch.Tensor:
         """Exact sum_n log p(x_n) in nats, 0-dim tensor (the quantity the ELBO bounds)."""
         return self.log_prob(x).sum()
 
@@ -241,7 +250,7 @@ class LinearVAE(nn.Module):
         return self
 
     @torch.no_grad()
-    def init_from_ppca(self, ppca) -> LinearVAE:
+    def init_from_ppca(self, ppca: PPCA) -> LinearVAE:
         """Copy mu, W and sigma^2 from a fitted :class:`~elbolab.models.ppca.PPCA` (or
         anything with ``mean_`` (D,), ``components_`` (D, q), ``sigma2_``) and set the
         optimal encoder. At a pPCA maximum (orthogonal columns) the ELBO then equals the
@@ -317,9 +326,9 @@ def profiled_elbo(W, log_sigma2, lam) -> torch.Tensor:
 
 
 def fit_linear_vae_lbfgs(
-    x,
+    x: ArrayOrTensor,
     latent_dim: int,
-    generator,
+    generator: torch.Generator | int,
     *,
     max_iter: int = 3000,
     sigma2: float | None = None,
@@ -429,11 +438,11 @@ def fit_linear_vae_lbfgs(
 
 
 def fit_linear_vae(
-    x,
+    x: ArrayOrTensor,
     latent_dim: int,
     steps: int,
     lr: float,
-    generator,
+    generator: torch.Generator | int,
     analytic: bool = True,
     callback: Callable | None = None,
     *,

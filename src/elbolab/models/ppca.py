@@ -46,12 +46,16 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from .. import checks
 from ..errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from .._types import ArrayOrTensor, Seed
 
 __all__ = ["PPCA", "marginal_log_prob", "posterior"]
 
@@ -148,7 +152,9 @@ def marginal_log_prob(x, mean, W, sigma2) -> torch.Tensor:
     return -0.5 * (d * _LOG_2PI + logdet + quad)
 
 
-def posterior(x, mean, W, sigma2) -> tuple[torch.Tensor, torch.Tensor]:
+def posterior(
+    x: torch.Tensor, mean: torch.Tensor, W: torch.Tensor, sigma2: float | torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The exact posterior p(z | x) = N(M^{-1} W^T (x - mu), sigma^2 M^{-1}).
 
     Parameters
@@ -302,7 +308,7 @@ class PPCA:
         )
 
     # -- fitting ---------------------------------------------------------------------
-    def fit(self, X, y=None) -> PPCA:
+    def fit(self, X: ArrayOrTensor, y: object = None) -> PPCA:
         """Closed-form maximum likelihood on X (N, D); returns self. ``y`` is ignored."""
         X = _as_data(X)
         n, d = X.shape
@@ -366,7 +372,7 @@ class PPCA:
         return self
 
     @classmethod
-    def from_params(cls, mean, W, sigma2: float) -> PPCA:
+    def from_params(cls, mean: ArrayOrTensor, W: ArrayOrTensor, sigma2: float) -> PPCA:
         """A PPCA with given parameters (mu (D,), W (D, q), sigma^2), as if fitted.
 
         ``eigenvalues_`` holds the eigenvalues of the model covariance C (descending) and
@@ -409,27 +415,27 @@ class PPCA:
             self.sigma2_,
         )
 
-    def score_samples(self, X) -> np.ndarray:
+    def score_samples(self, X: ArrayOrTensor) -> np.ndarray:
         """Per-datum exact log-likelihood log N(x_n; mu, C) in nats, (N,) ndarray."""
         with torch.no_grad():
             return marginal_log_prob(*self._tensors(X)).numpy()
 
-    def score(self, X, y=None) -> float:
+    def score(self, X: ArrayOrTensor, y: object = None) -> float:
         """Mean per-datum log-likelihood in nats (as scikit-learn's ``PCA.score``)."""
         return float(self.score_samples(X).mean())
 
-    def log_likelihood(self, X) -> float:
+    def log_likelihood(self, X: ArrayOrTensor) -> float:
         """Total log-likelihood sum_n log p(x_n) in nats."""
         return float(self.score_samples(X).sum())
 
-    def posterior(self, X) -> tuple[np.ndarray, np.ndarray]:
+    def posterior(self, X: ArrayOrTensor) -> tuple[np.ndarray, np.ndarray]:
         """Exact p(z | x_n): means M^{-1} W^T (x_n - mu) (N, q) and covariance
         sigma^2 M^{-1} (q, q), shared by every x_n."""
         with torch.no_grad():
             m, c = posterior(*self._tensors(X))
         return m.numpy(), c.numpy()
 
-    def transform(self, X) -> np.ndarray:
+    def transform(self, X: ArrayOrTensor) -> np.ndarray:
         """Posterior means E[z | x_n], (N, q)."""
         return self.posterior(X)[0]
 
@@ -441,7 +447,7 @@ class PPCA:
         C[np.diag_indices_from(C)] += self.sigma2_
         return C
 
-    def sample(self, n_samples: int, seed) -> np.ndarray:
+    def sample(self, n_samples: int, seed: Seed) -> np.ndarray:
         """Draw (n_samples, D) data x = mu + W z + sigma eps from the model.
 
         ``seed`` is an integer >= 0 or a ``numpy.random.Generator`` (required: None, a

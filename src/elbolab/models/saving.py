@@ -47,6 +47,7 @@ import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -58,6 +59,9 @@ from .amortized import _ACTIVATIONS as _MLP_ACTIVATIONS
 from .amortized import FAMILIES, MLP, Amortized, EnsembleMLP, Linearized
 from .linear_vae import LinearVAE
 from .vae import VAE
+
+if TYPE_CHECKING:
+    from .._types import Device
 
 __all__ = ["save", "load", "FORMAT", "VERSION"]
 
@@ -398,7 +402,7 @@ def save(model: nn.Module, path: str | os.PathLike) -> Path:
 # ----------------------------------------------------------------------------- load
 
 
-def load(path: str | os.PathLike, device="cpu") -> nn.Module:
+def load(path: str | os.PathLike, device: Device = "cpu") -> nn.Module:
     """Load a model written by :func:`save`, in eval mode, on ``device``.
 
     Parameters

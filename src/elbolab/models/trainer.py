@@ -31,6 +31,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -39,6 +40,9 @@ from .. import checks
 from ..errors import ConfigError, DataError, NumericalError
 from ..files import atomic_write
 from ..progress import progress as progress_bar
+
+if TYPE_CHECKING:
+    from .._types import ArrayOrTensor
 
 __all__ = ["train", "CHECKPOINT_NAME"]
 
@@ -175,8 +179,8 @@ def _takes_beta(loss_fn: Callable) -> bool:
 def train(
     model: torch.nn.Module,
     loss_fn: Callable,
-    train_data,
-    valid_data=None,
+    train_data: ArrayOrTensor,
+    valid_data: ArrayOrTensor | None = None,
     generator: torch.Generator | int = 0,
     epochs: int = 100,
     batch_size: int = 100,

@@ -103,7 +103,7 @@ def _analytic_kl(q, p) -> torch.Tensor | None:
 
 
 def elbo(
-    model,
+    model: torch.nn.Module,
     x: torch.Tensor,
     generator: torch.Generator | int,
     beta: float = 1.0,
@@ -176,7 +176,7 @@ def elbo(
 
 
 def elbo_loss(
-    model,
+    model: torch.nn.Module,
     x: torch.Tensor,
     generator: torch.Generator | int,
     beta: float = 1.0,

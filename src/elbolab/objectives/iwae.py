@@ -42,7 +42,7 @@ __all__ = ["iwae", "iwae_loss"]
 
 
 def iwae(
-    model,
+    model: torch.nn.Module,
     x: torch.Tensor,
     k: int,
     generator: torch.Generator | int,
@@ -124,7 +124,7 @@ def iwae(
 
 
 def iwae_loss(
-    model,
+    model: torch.nn.Module,
     x: torch.Tensor,
     generator: torch.Generator | int,
     k: int = 5,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -25,10 +26,15 @@ import numpy as np  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+if TYPE_CHECKING:
+    from .._types import ArrayOrTensor
+
 __all__ = ["new_figure", "line_plot", "bar_plot", "scatter_plot"]
 
 
-def new_figure(width: float = 6.4, height: float = 4.0, ncols: int = 1, nrows: int = 1):
+def new_figure(
+    width: float = 6.4, height: float = 4.0, ncols: int = 1, nrows: int = 1
+) -> tuple[Figure, Axes | np.ndarray]:
     """A figure with grid lines on and a tight layout.
 
     Parameters
@@ -60,7 +66,7 @@ def _labels(ax: Axes, xlabel: str, ylabel: str, title: str | None) -> None:
 
 def line_plot(
     ax: Axes,
-    x,
+    x: ArrayOrTensor,
     ys: Mapping[str, Sequence[float]],
     xlabel: str,
     ylabel: str,
@@ -110,14 +116,14 @@ def bar_plot(
 
 def scatter_plot(
     ax: Axes,
-    x,
-    y,
+    x: ArrayOrTensor,
+    y: ArrayOrTensor,
     xlabel: str,
     ylabel: str,
     title: str | None = None,
     *,
     label: str | None = None,
-    c=None,
+    c: ArrayOrTensor | str | None = None,
     s: float = 12.0,
 ) -> Axes:
     """A scatter plot; ``c`` colours points by value (a colour bar is then added)."""

@@ -51,7 +51,7 @@ import shutil
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -59,6 +59,13 @@ from elbolab.cluster import Serial
 from elbolab.errors import ConfigError
 from elbolab.files import atomic_write
 from elbolab.progress import progress
+
+if TYPE_CHECKING:
+    import torch
+    from matplotlib.figure import Figure
+
+    from .._types import Device
+    from ..cluster import Auto, DaskDispatcher
 
 __all__ = ["RunDir", "atomic_write", "to_jsonable", "from_jsonable"]
 
@@ -191,8 +198,8 @@ class RunDir:
         *,
         resume: bool = False,
         overwrite: bool = False,
-        dispatcher=None,
-    ):
+        dispatcher: Serial | DaskDispatcher | Auto | None = None,
+    ) -> None:
         self.dispatcher = dispatcher or Serial()
         if resume and overwrite:
             raise ConfigError("pass either --resume or --overwrite, not both")
@@ -318,7 +325,7 @@ class RunDir:
         units: Mapping[str, Callable[[], Any]],
         timings: dict | None = None,
         desc: str = "units",
-        dispatcher=None,
+        dispatcher: Serial | DaskDispatcher | Auto | None = None,
     ) -> dict[str, Any]:
         """:meth:`cached` for independent units, run through :attr:`dispatcher`.
 
@@ -354,7 +361,7 @@ class RunDir:
 
     # -- figures ------------------------------------------------------------------------
 
-    def save_figure(self, fig, name: str) -> Path:
+    def save_figure(self, fig: Figure, name: str) -> Path:
         """Save a matplotlib figure as ``figures/NAME.png`` (dpi 110), atomically; close it.
 
         Returns the PNG's path. ``name`` may carry the ``.png`` suffix or not.
@@ -375,7 +382,7 @@ class RunDir:
 
     # -- models -------------------------------------------------------------------------
 
-    def save_model(self, name: str, model) -> Path:
+    def save_model(self, name: str, model: torch.nn.Module) -> Path:
         """Save a trained model as ``models/NAME.pt`` with :func:`elbolab.models.save`.
 
         The file holds the model's spec and its weights on the CPU, no pickled objects,
@@ -390,7 +397,7 @@ class RunDir:
         self.models.mkdir(exist_ok=True)
         return save(model, self.models / f"{stem}.pt")
 
-    def load_model(self, name: str, device="cpu"):
+    def load_model(self, name: str, device: Device = "cpu") -> torch.nn.Module:
         """The model saved as ``models/NAME.pt``, rebuilt on ``device`` in eval mode
         (:func:`elbolab.models.load`; DataError if it is missing or unreadable)."""
         from elbolab.models.saving import load

@@ -1,0 +1,86 @@
+"""The package is typed: it ships py.typed, and its public API carries annotations."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from importlib import resources
+
+PACKAGES = ["data", "models", "objectives", "diagnostics", "landscape", "report"]
+
+# Public callables that still lack annotations (issue 16: their files were being edited
+# by others when the rest were annotated). The test fails when one of them is annotated,
+# so this list only shrinks.
+NOT_YET = {
+    "elbolab.data.load_ap",
+    "elbolab.data.Corpus.completion_split",
+    "elbolab.data.Corpus.from_dense",
+    "elbolab.data.Corpus.from_gensim",
+    "elbolab.data.Corpus.from_sklearn",
+    "elbolab.data.Corpus.subset",
+    "elbolab.data.Corpus.train_test_split",
+    "elbolab.data.check",
+    "elbolab.data.fetch",
+    "elbolab.data.find_root",
+    "elbolab.data.read_corpus",
+    "elbolab.data.read_ldac",
+    "elbolab.data.read_vocab",
+    "elbolab.data.write_ldac",
+    "elbolab.data.load_binarized_mnist",
+    "elbolab.data.load_mnist",
+    "elbolab.data.read_amat",
+    "elbolab.data.read_idx",
+    "elbolab.data.lda_corpus",
+    "elbolab.data.read_uci",
+    "elbolab.diagnostics.topic_coherence",
+    "elbolab.models.LDA.completion_log_likelihood",
+    "elbolab.models.LDA.completion_perplexity",
+    "elbolab.models.LDA.fit",
+    "elbolab.models.LDA.initial_state",
+    "elbolab.models.LDA.score",
+    "elbolab.models.LDA.transform",
+}
+
+
+def _public_callables():
+    """(qualified name, function) for every function and public method named in __all__."""
+    for package in PACKAGES:
+        module = importlib.import_module(f"elbolab.{package}")
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if inspect.isclass(obj):
+                for attr, value in vars(obj).items():
+                    if attr.startswith("_") and attr != "__init__":
+                        continue
+                    fn = value.__func__ if isinstance(value, classmethod | staticmethod) else value
+                    # Only methods defined in elbolab (not torch's wrappers of them).
+                    if inspect.isfunction(fn) and fn.__module__.startswith("elbolab"):
+                        yield f"elbolab.{package}.{name}.{attr}", fn
+            elif inspect.isfunction(obj):
+                yield f"elbolab.{package}.{name}", obj
+
+
+def _missing(fn) -> list[str]:
+    sig = inspect.signature(fn)
+    missing = [
+        p.name
+        for p in sig.parameters.values()
+        if p.name not in ("self", "cls") and p.annotation is inspect.Parameter.empty
+    ]
+    if fn.__name__ != "__init__" and sig.return_annotation is inspect.Signature.empty:
+        missing.append("return")
+    return missing
+
+
+def test_py_typed_is_shipped():
+    assert resources.files("elbolab").joinpath("py.typed").is_file()
+
+
+def test_public_api_is_annotated():
+    found = dict(_public_callables())
+    assert len(found) > 100  # the walk reached the classes' methods, not only functions
+    unannotated = {name: _missing(fn) for name, fn in found.items() if _missing(fn)}
+    new = {name: gaps for name, gaps in unannotated.items() if name not in NOT_YET}
+    assert not new, f"public callables without annotations: {new}"
+    done = sorted(NOT_YET - set(unannotated))
+    assert not done, f"annotated now, remove from NOT_YET: {done}"
