@@ -239,6 +239,13 @@ class Report:
         )
         return self
 
+    def link(self, href: str, text: str) -> Report:
+        """A paragraph holding one link; ``href`` is a relative path or URL (e.g. another
+        run's ``report.html``), escaped like all text."""
+        ref = html.escape(str(href), quote=True)
+        self._blocks.append(f'<p><a href="{ref}">{html.escape(str(text))}</a></p>')
+        return self
+
     def code(self, text: str) -> Report:
         """Preformatted text, e.g. the command line or the config as JSON."""
         self._blocks.append(f"<pre><code>{html.escape(str(text))}</code></pre>")

@@ -129,6 +129,17 @@ def _parse(hint, text: str, key: str):
     raise ConfigError(f"setting {key!r} cannot be set from the command line")
 
 
+def resolved(cfg):
+    """``cfg`` validated, with its device (if it has one) resolved: what ``config.json``
+    records. "auto" becomes cpu or cuda, so a resume on a machine where it means another
+    device is refused rather than continued there."""
+    if hasattr(cfg, "validate"):
+        cfg.validate()
+    if any(f.name == "device" for f in dataclasses.fields(cfg)):
+        cfg = dataclasses.replace(cfg, device=str(checks.device(cfg.device, "device")))
+    return cfg
+
+
 def run_study(
     study,
     cfg,
@@ -149,13 +160,7 @@ def run_study(
     """
     from ..cluster import make_dispatcher
 
-    if hasattr(cfg, "validate"):
-        cfg.validate()
-    if any(f.name == "device" for f in dataclasses.fields(cfg)):
-        # config.json records the device the run resolved to ("auto" becomes cpu or
-        # cuda), so a resume on a machine where it means another device is refused
-        # rather than continued there.
-        cfg = dataclasses.replace(cfg, device=str(checks.device(cfg.device, "device")))
+    cfg = resolved(cfg)
     on_gpu = getattr(cfg, "device", "cpu").startswith("cuda")
     dispatcher = make_dispatcher(scheduler, on_gpu=on_gpu)
     inputs = study.prepare(cfg, data_root)

@@ -173,6 +173,28 @@ PRESETS = {
         rotated_width=16,
         rotated_eval_every=5,
     ),
+    # The tour (`elbolab demo`): three widths, 10 clustering replicates, short training.
+    "tour": Config(
+        width_widths=(16, 64, 256),
+        width_steps=500,
+        width_seeds=2,
+        width_eval_every=50,
+        width_window=3,
+        width_test_pairs=1000,
+        width_probe=16,
+        cluster_replicates=10,
+        cluster_steps=300,
+        cluster_samples=4,
+        cluster_width=64,
+        cluster_quantiles=20,
+        rotated_n_images=5,
+        rotated_grid=1800,
+        rotated_iwbo_k=8,
+        rotated_iwbo_steps=100,
+        rotated_fkl_steps=500,
+        rotated_fkl_batch=16,
+        rotated_width=64,
+    ),
     "default": Config(),
     # The paper: widths up to 4096, 100 clustering replicates, long training.
     "paper": Config(

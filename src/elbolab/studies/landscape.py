@@ -227,6 +227,32 @@ PRESETS = {
         polish_pairs=2,
         polish_steps=3,
     ),
+    # The tour (`elbolab demo`): K = 5 on 500 AP documents, every path method and one
+    # point per sweep, about a minute on 2 cores.
+    "tour": Config(
+        n_topics=5,
+        n_docs=500,
+        restarts=3,
+        max_iter=200,
+        tol=1e-5,
+        train_score_docs=50,
+        n_pivots=6,
+        neb_steps=25,
+        full_pivots=8,
+        full_steps=30,
+        autoneb_cycles=1,
+        autoneb_steps=10,
+        bezier_steps=10,
+        plane_points=4,
+        sweep_steps=5,
+        sweep_lrs=(0.5,),
+        sweep_pivots=(3,),
+        sweep_springs=(0.01,),
+        sweep_topics=(3,),
+        sweep_max_iter=30,
+        polish_pairs=1,
+        polish_steps=10,
+    ),
     # The Config defaults. Budgets rebalanced for the polish work and the compiled
     # full-mode gradient: 150 full-mode NEB steps (60 removed 92% of the line's barrier),
     # shorter sweeps and Bezier curve, 9 x 9 planes, K sweep (5, 10, 20). Aimed at 15

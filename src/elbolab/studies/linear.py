@@ -158,6 +158,26 @@ PRESETS = {
         inits_latent=5,
         surgery_latent=4,
     ),
+    # The tour (`elbolab demo`): q = 50 instead of 200, shorter Adam and deep training.
+    "tour": Config(
+        latent=50,
+        lbfgs_iter=300,
+        steps=1000,
+        latent_sizes=(10, 50),
+        encoder_latent=16,
+        encoder_steps=300,
+        encoder_hidden=(256,),
+        deep_n_train=2000,
+        deep_n_eval=500,
+        deep_latent=16,
+        deep_hidden=(256,),
+        deep_epochs=3,
+        sigma2_inits=(0.001, 0.1, 10.0),
+        n_inits=5,
+        inits_latent=20,
+        surgery_latent=10,
+        eval_samples=20,
+    ),
     "default": Config(),
     # Longer runs on more data (hours on 2 cores). Lucas et al.'s (2019) own settings for
     # the deep VAEs of their section 6 (architecture, optimizer, epochs) are not in a

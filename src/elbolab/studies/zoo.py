@@ -95,6 +95,18 @@ PRESETS = {
         nll_n=50,
         n_train=500,
     ),
+    # The tour (`elbolab demo`): 10,000 training images, 10 epochs, two betas.
+    "tour": Config(
+        latent=10,
+        betas=(0.5, 2.0),
+        iwae_k=10,
+        iwae_epochs=2,
+        n_pseudo=100,
+        epochs=10,
+        nll_k=500,
+        nll_n=500,
+        n_train=10000,
+    ),
     "default": Config(),
     # Tomczak & Welling's (2018) recipe for every model, from their code
     # (github.com/jmtomczak/vae_vampprior, experiment.py and utils/training.py): 40
