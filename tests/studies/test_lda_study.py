@@ -11,7 +11,7 @@ from elbolab.data import load_ap
 from elbolab.diagnostics import topic_coherence
 from elbolab.landscape import align, distance_matrix
 from elbolab.studies import lda
-from elbolab.studies.claims import HOLDS, NOT_AT_THIS_BUDGET, PARTLY
+from elbolab.studies.claims import HOLDS, NOT_AT_THIS_BUDGET, NOT_CHECKED, PARTLY
 from elbolab.studies.lda import largest_drop, restart_histories
 
 
@@ -88,8 +88,9 @@ def test_claims_follow_the_measured_numbers():
     # A Dirichlet prior fitted to the posteriors removing the mismatch: only partly.
     assert _verdicts(_metrics([900.0, 800.0], marginal=4.0, best_marginal=0.5))[4] == PARTLY
     no_sklearn = lda.claims(lda.Config(topics=(5, 10)), _metrics([9.0, 8.0], 4.0, sklearn_rel=None))
-    assert no_sklearn[0].verdict == NOT_AT_THIS_BUDGET
+    assert no_sklearn[0].verdict == NOT_CHECKED
     assert "not installed" in no_sklearn[0].measured
+    assert "pip install scikit-learn" in no_sklearn[0].reason
     # One restart cannot show separate optima.
     one = lda.claims(lda.Config(topics=(5, 10), restarts=1), _metrics([9.0, 8.0], 4.0))
     assert one[2].verdict == NOT_AT_THIS_BUDGET

@@ -14,7 +14,10 @@ import dataclasses
 HOLDS = "holds"
 PARTLY = "partly"
 NOT_AT_THIS_BUDGET = "not at this budget"
-VERDICTS = (HOLDS, PARTLY, NOT_AT_THIS_BUDGET)
+# For a check this installation cannot make (an optional package is missing): the reason
+# says what to install. Not a verdict on the paper.
+NOT_CHECKED = "not checked"
+VERDICTS = (HOLDS, PARTLY, NOT_AT_THIS_BUDGET, NOT_CHECKED)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,7 +27,8 @@ class Claim:
     claim : the paper's claim in our words.
     reference : where it is made (authors, year, section).
     measured : what this run measured, with units.
-    verdict : one of :data:`VERDICTS`.
+    verdict : one of :data:`VERDICTS` (:func:`verdict` for those computed from numbers,
+        :data:`NOT_CHECKED` where this installation cannot check the claim).
     reason : why the verdict (what was compared with what, or what is missing).
     """
 

@@ -637,7 +637,7 @@ def _coherence_cell(result: dict, key: str) -> str:
 
 
 def claims(cfg: Config, metrics: dict) -> list:
-    from .claims import Claim, verdict
+    from .claims import NOT_CHECKED, Claim, verdict
 
     per_k = {int(k): r for k, r in metrics["per_k"].items()}
     ks = sorted(per_k)
@@ -664,10 +664,13 @@ def claims(cfg: Config, metrics: dict) -> list:
                 f"(relative difference {rel[k]:.1e})"
                 for k in have
             )
-            or "scikit-learn is not installed",
-            verdict=verdict(bool(have) and len(same) == len(ks), partly=bool(same)),
+            or "nothing: scikit-learn is not installed",
+            verdict=verdict(bool(have) and len(same) == len(ks), partly=bool(same))
+            if have
+            else NOT_CHECKED,
             reason="the best restart's lambda and gamma scored by both codes; holds when "
-            "they agree to a relative 1e-8 for every K",
+            "they agree to a relative 1e-8 for every K"
+            + ("" if have else " (pip install scikit-learn to check it)"),
         )
     )
 
