@@ -69,14 +69,18 @@ def test_no_triples_at_all(tmp_path):
     assert c.counts.shape == (2, 4) and c.nnz == 0
 
 
+@pytest.mark.parametrize("shuffle", [False, True], ids=["sorted", "shuffled"])
 @pytest.mark.parametrize("block", [1, 7, 64, 1 << 20])
-def test_round_trip_of_a_random_corpus_in_any_block_size(tmp_path, monkeypatch, block):
-    """Blocks much smaller than a line exercise the joining of lines split between reads."""
+def test_round_trip_of_a_random_corpus_in_any_block_size(tmp_path, monkeypatch, block, shuffle):
+    """Blocks much smaller than a line exercise the joining of lines split between reads;
+    sorted triples (as UCI ships them) take the direct CSR path, shuffled ones the other."""
     monkeypatch.setattr(uci_module, "_BLOCK_BYTES", block)
     corpus, _, _ = lda_corpus(
         n_docs=30, n_words=25, n_topics=3, doc_length=20, alpha=0.3, eta=0.2, seed=3
     )
-    order = np.random.default_rng(0).permutation(corpus.nnz)
+    order = np.arange(corpus.nnz)
+    if shuffle:
+        order = np.random.default_rng(0).permutation(corpus.nnz)
     vocab = "".join(f"{w}\n" for w in corpus.vocab)
     for compress in (False, True):
         got = read(tmp_path, to_uci(corpus, order), vocab, compress)
@@ -104,6 +108,7 @@ BAD = {
     "more triples than NNZ": ("2\n4\n1\n1 1 1\n2 2 1\n", 5, "NNZ = 1"),
     "W differs from the vocabulary": ("2\n5\n1\n1 1 1\n", 2, "W = 5"),
     "repeated pair": ("2\n4\n3\n1 1 1\n2 3 1\n1 1 4\n", 6, "repeats the pair on line 4"),
+    "repeated pair, sorted": ("2\n4\n3\n1 1 1\n1 1 4\n2 2 1\n", 5, "repeats the pair on line 4"),
     "header not a number": ("2\nfour\n1\n1 1 1\n", 2, "'four'"),
     "header with two numbers": ("2 4\n4\n1\n1 1 1\n", 1, "'2 4'"),
     "D = 0": ("0\n4\n0\n", 1, "D = 0"),
