@@ -102,6 +102,8 @@ BAD = {
     "word, not a number": ("2\n4\n2\n1 1 1\n2 beta 1\n", 5, "'beta'"),
     "two fields": ("2\n4\n2\n1 1 1\n2 2\n", 5, "found 2"),
     "four fields": ("2\n4\n2\n1 1 1 1\n2 2 1\n", 4, "found 4"),
+    "two, then four fields": ("2\n4\n2\n1 1\n2 2 1 1\n", 4, "found 2"),
+    "four, then two fields": ("2\n4\n2\n1 1 1 1\n2 2\n", 4, "found 4"),
     "blank line": ("2\n4\n2\n1 1 1\n\n2 2 1\n", 5, "blank line"),
     "number too long": ("2\n4\n1\n1 1 " + "9" * 19 + "\n", 4, "more than 18 digits"),
     "fewer triples than NNZ": ("2\n4\n3\n1 1 1\n2 2 1\n", 3, "NNZ = 3 but the file holds 2"),
