@@ -91,8 +91,8 @@ def read_uci(docword_path, vocab_path) -> Corpus:
             2,
         )
 
-    # Per chunk: 0-based document and word ids, counts (each list starts empty-array so
-    # that a file without triples concatenates too).
+    # One array per chunk of 0-based document ids, word ids and counts; each list starts
+    # with an empty array so that a file without triples concatenates too.
     docs, words, counts = [np.zeros(0, np.int32)], [np.zeros(0, np.int32)], [np.zeros(0, np.int64)]
     n_rows = 0
     last_key = -1
@@ -119,7 +119,7 @@ def read_uci(docword_path, vocab_path) -> Corpus:
         )
 
     doc, word, count = np.concatenate(docs), np.concatenate(words), np.concatenate(counts)
-    del docs, words, counts  # halves the peak memory of what follows
+    del docs, words, counts  # free the per-chunk copies before the matrix is built
     if ordered:
         # Sorted and without repeats: the arrays already are CSR's indices and data.
         indptr = np.zeros(n_docs + 1, dtype=np.int64)
