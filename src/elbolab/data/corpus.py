@@ -1,9 +1,10 @@
 """Bag-of-words corpora as sparse count matrices, with document- and token-level splits.
 
 A :class:`Corpus` is the one currency between the readers (:mod:`elbolab.data.ldac`,
-:mod:`elbolab.data.synthetic`) and the topic models: a CSR matrix ``counts`` of shape
-``(D, V)`` (n_dw in Blei et al. 2003: how often word ``w`` occurs in document ``d``), the
-vocabulary and optional document ids.
+:mod:`elbolab.data.uci`, :mod:`elbolab.data.synthetic`), the other libraries' corpora
+(:meth:`Corpus.from_sklearn`, :meth:`Corpus.from_gensim`) and the topic models: a CSR
+matrix ``counts`` of shape ``(D, V)`` (n_dw in Blei et al. 2003: how often word ``w``
+occurs in document ``d``), the vocabulary and optional document ids.
 """
 
 from __future__ import annotations
