@@ -86,12 +86,16 @@ class LinearVAE(nn.Module):
 
     Attributes
     ----------
-    W : (D, q) parameter, decoder weights.
-    mu : (D,) parameter, decoder offset (also centres the encoder input).
-    V : (q, D) parameter, encoder weights.
-    log_D : (q,) parameter, log d_j, the log-variances of the shared diagonal encoder
-        covariance D.
-    log_sigma2 : 0-dim parameter (or buffer if not learned), log sigma^2.
+    W : (D, q) parameter
+        Decoder weights.
+    mu : (D,) parameter
+        Decoder offset (also centres the encoder input).
+    V : (q, D) parameter
+        Encoder weights.
+    log_D : (q,) parameter
+        log d_j, the log-variances of the shared diagonal encoder covariance D.
+    log_sigma2 : 0-dim parameter (or buffer if not learned)
+        log sigma^2.
 
     References
     ----------
