@@ -9,14 +9,18 @@ occurs in document ``d``), the vocabulary and optional document ids.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from elbolab import checks
 from elbolab.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 __all__ = ["Corpus"]
 
@@ -157,7 +161,12 @@ class Corpus:
         return cls(arr, list(vocab), doc_ids)
 
     @classmethod
-    def from_sklearn(cls, X, vectorizer_or_vocab, doc_ids=None) -> Corpus:
+    def from_sklearn(
+        cls,
+        X: npt.ArrayLike | sp.spmatrix | sp.sparray,
+        vectorizer_or_vocab: Any,
+        doc_ids: Sequence[str] | None = None,
+    ) -> Corpus:
         """Build a corpus from scikit-learn's document-term matrix.
 
         Parameters
@@ -217,10 +226,12 @@ class Corpus:
             )
         if doc_ids is not None and len(doc_ids) != mat.shape[0]:
             raise ConfigError(f"doc_ids has {len(doc_ids)} names for the {mat.shape[0]} rows of X")
-        return cls(mat, vocab, doc_ids)
+        return cls(mat, vocab, None if doc_ids is None else list(doc_ids))
 
     @classmethod
-    def from_gensim(cls, bow_corpus, dictionary) -> Corpus:
+    def from_gensim(
+        cls, bow_corpus: Iterable[Iterable[tuple[int, float]]], dictionary: Any
+    ) -> Corpus:
         """Build a corpus from gensim's bag-of-words documents and their ``Dictionary``.
 
         gensim itself is not needed: the dictionary is read through its ``token2id``

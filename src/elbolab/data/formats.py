@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from elbolab import checks
@@ -13,7 +14,7 @@ from elbolab.errors import ConfigError
 __all__ = ["read_corpus"]
 
 
-def _uci_vocab_path(docword_path) -> Path | None:
+def _uci_vocab_path(docword_path: str | os.PathLike) -> Path | None:
     """The UCI vocabulary file named like ``docword_path``, or None if it is not UCI.
 
     ``docword.NAME.txt`` and ``docword.NAME.txt.gz`` go with ``vocab.NAME.txt`` in the
@@ -26,7 +27,7 @@ def _uci_vocab_path(docword_path) -> Path | None:
     return path.with_name(f"vocab.{middle}.txt")
 
 
-def read_corpus(path, vocab=None) -> Corpus:
+def read_corpus(path: str | os.PathLike, vocab: str | os.PathLike | None = None) -> Corpus:
     """Read a corpus file in the format its name implies.
 
     A file named ``docword.*`` (e.g. ``docword.kos.txt`` or ``docword.nytimes.txt.gz``)

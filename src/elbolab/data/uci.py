@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,7 +51,7 @@ _ALLOWED = np.zeros(256, dtype=bool)
 _ALLOWED[np.frombuffer(b"0123456789 \t\r\n", dtype=np.uint8)] = True
 
 
-def read_uci(docword_path, vocab_path) -> Corpus:
+def read_uci(docword_path: str | os.PathLike, vocab_path: str | os.PathLike) -> Corpus:
     """Read a UCI bag-of-words ``docword`` file and its vocabulary into a :class:`Corpus`.
 
     Parameters
