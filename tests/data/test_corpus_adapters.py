@@ -73,6 +73,8 @@ def test_from_sklearn_refuses_bad_input(vectorized):
         Corpus.from_sklearn(np.array([["1", "2"]]), ["a", "b"])
     with pytest.raises(ConfigError, match=r"doc_ids has 2 names for the 4 rows of X"):
         Corpus.from_sklearn(X, vectorizer, doc_ids=["x", "y"])
+    with pytest.raises(ConfigError, match=r"doc_ids must be a list of names, got str"):
+        Corpus.from_sklearn(X, vectorizer, doc_ids="abcd")  # 4 characters, 4 rows
 
     # tf-idf weights are not counts: the first offending entry is named.
     tfidf = TfidfVectorizer().fit(SENTENCES)

@@ -6,6 +6,8 @@ cache (see :func:`find_root`). ``elbolab data fetch NAME`` (:func:`fetch`) fills
 
 from __future__ import annotations
 
+import os
+
 from elbolab.data.corpus import Corpus
 from elbolab.data.fetch import (
     DATASETS,
@@ -47,7 +49,7 @@ __all__ = [
 ]
 
 
-def load_ap(root=None) -> Corpus:
+def load_ap(root: str | os.PathLike | None = None) -> Corpus:
     """Load the Associated Press corpus of lda-c (Blei, Ng & Jordan 2003).
 
     Parameters

@@ -22,6 +22,8 @@ from elbolab.errors import ConfigError, DataError
 if TYPE_CHECKING:
     import numpy.typing as npt
 
+    from elbolab._types import Seed
+
 __all__ = ["Corpus"]
 
 
@@ -82,7 +84,7 @@ class Corpus:
 
     counts: sp.csr_matrix
     vocab: list
-    doc_ids: list | None = None
+    doc_ids: Sequence[str] | None = None  # stored as a list of str
 
     def __post_init__(self):
         self.counts = _as_canonical_csr(self.counts)
@@ -143,7 +145,12 @@ class Corpus:
 
     # ------------------------------------------------------------ constructors
     @classmethod
-    def from_dense(cls, array, vocab=None, doc_ids=None) -> Corpus:
+    def from_dense(
+        cls,
+        array: npt.ArrayLike,
+        vocab: Sequence[str] | None = None,
+        doc_ids: Sequence[str] | None = None,
+    ) -> Corpus:
         """Build a corpus from a dense ``(D, V)`` array of counts.
 
         Parameters
@@ -224,9 +231,14 @@ class Corpus:
                 f"X[{row}, {int(mat.indices[k])}] = {data[k]:g}: counts must be non-negative "
                 "integers (CountVectorizer output, not tf-idf weights)"
             )
-        if doc_ids is not None and len(doc_ids) != mat.shape[0]:
-            raise ConfigError(f"doc_ids has {len(doc_ids)} names for the {mat.shape[0]} rows of X")
-        return cls(mat, vocab, None if doc_ids is None else list(doc_ids))
+        if doc_ids is not None:
+            if isinstance(doc_ids, (str, bytes)) or not hasattr(doc_ids, "__len__"):
+                raise ConfigError(f"doc_ids must be a list of names, got {type(doc_ids).__name__}")
+            if len(doc_ids) != mat.shape[0]:
+                raise ConfigError(
+                    f"doc_ids has {len(doc_ids)} names for the {mat.shape[0]} rows of X"
+                )
+        return cls(mat, vocab, doc_ids)
 
     @classmethod
     def from_gensim(
@@ -319,7 +331,7 @@ class Corpus:
         return self.counts.toarray()
 
     # ----------------------------------------------------------------- splits
-    def subset(self, doc_indices) -> Corpus:
+    def subset(self, doc_indices: npt.ArrayLike) -> Corpus:
         """Return the corpus restricted to some documents, in the order given.
 
         Parameters
@@ -351,7 +363,7 @@ class Corpus:
         doc_ids = None if self.doc_ids is None else [self.doc_ids[i] for i in idx.tolist()]
         return Corpus(self.counts[idx], list(self.vocab), doc_ids)
 
-    def train_test_split(self, test_fraction: float = 0.1, seed=0) -> tuple[Corpus, Corpus]:
+    def train_test_split(self, test_fraction: float = 0.1, seed: Seed = 0) -> tuple[Corpus, Corpus]:
         """Split the documents at random into a training and a test corpus.
 
         Parameters
@@ -376,7 +388,9 @@ class Corpus:
         is_test[rng.permutation(self.n_docs)[:n_test]] = True
         return self.subset(~is_test), self.subset(is_test)
 
-    def completion_split(self, observed_fraction: float = 0.5, seed=0) -> tuple[Corpus, Corpus]:
+    def completion_split(
+        self, observed_fraction: float = 0.5, seed: Seed = 0
+    ) -> tuple[Corpus, Corpus]:
         """Divide every document's tokens at random into an observed and a held-out part.
 
         This is the "document completion" protocol of held-out evaluation (Wallach et al.
