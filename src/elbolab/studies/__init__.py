@@ -30,10 +30,16 @@ import time
 import types
 import typing
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import __version__, checks
 from ..errors import ConfigError, ElbolabError
 from . import claims, fkl, landscape, lda, linear, surgery, zoo
+
+if TYPE_CHECKING:
+    import os
+
+    from ..report import RunDir
 
 STUDIES: dict[str, types.ModuleType] = {
     m.NAME: m for m in (lda, landscape, linear, surgery, zoo, fkl)
@@ -50,7 +56,7 @@ def get(name: str) -> types.ModuleType:
         ) from None
 
 
-def preset(study: types.ModuleType, name: str):
+def preset(study: types.ModuleType, name: str) -> typing.Any:
     """The study's Config for preset ``name``."""
     try:
         return study.PRESETS[name]
@@ -60,7 +66,7 @@ def preset(study: types.ModuleType, name: str):
         ) from None
 
 
-def apply_overrides(cfg, assignments: list[str]):
+def apply_overrides(cfg: typing.Any, assignments: list[str]) -> typing.Any:
     """Return ``cfg`` with ``key=value`` assignments applied, parsed by the field's type.
 
     Tuples are written comma-separated (``topics=5,10,20``); ``None`` clears an
@@ -82,7 +88,7 @@ def apply_overrides(cfg, assignments: list[str]):
     return dataclasses.replace(cfg, **changes)
 
 
-def with_device(study: types.ModuleType, cfg, device: str):
+def with_device(study: types.ModuleType, cfg: typing.Any, device: str) -> typing.Any:
     """``cfg`` with its ``device`` setting replaced (the CLI's ``--device``).
 
     A study without one (its kernels are compiled for the CPU) accepts ``auto`` and
@@ -141,16 +147,16 @@ def resolved(cfg):
 
 
 def run_study(
-    study,
-    cfg,
-    out,
+    study: types.ModuleType,
+    cfg: typing.Any,
+    out: str | os.PathLike,
     *,
-    data_root=None,
-    resume=False,
-    overwrite=False,
-    command="",
+    data_root: str | os.PathLike | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    command: str = "",
     scheduler: str | None = None,
-):
+) -> dict:
     """Run ``study`` with ``cfg`` into run directory ``out``; returns the metrics dict.
 
     With ``resume`` an unfinished run continues from its checkpoints (and a finished
@@ -215,7 +221,7 @@ def _run_in(study, cfg, inputs, out, resume, overwrite, command, dispatcher) -> 
     return metrics
 
 
-def render(rundir) -> Path:
+def render(rundir: RunDir | str | os.PathLike) -> Path:
     """(Re)write ``report.html`` of a finished run from its saved files only."""
     from ..report import RunDir
 
