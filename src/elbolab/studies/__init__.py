@@ -135,7 +135,7 @@ def _parse(hint, text: str, key: str):
     raise ConfigError(f"setting {key!r} cannot be set from the command line")
 
 
-def resolved(cfg):
+def resolved(cfg: typing.Any) -> typing.Any:
     """``cfg`` validated, with its device (if it has one) resolved: what ``config.json``
     records. "auto" becomes cpu or cuda, so a resume on a machine where it means another
     device is refused rather than continued there."""
