@@ -269,6 +269,32 @@ def test_restarts_are_independent_of_their_number(small):
     assert not np.allclose(many.restarts_[1].components, r0.components)
 
 
+def test_one_topic_fits_to_the_exact_log_marginal_likelihood(small):
+    # K = R = 1 used to hand the E-step a read-only gamma (numba TypingError).
+    corpus, _, alpha, eta = small
+    one = LDA(n_topics=1, alpha=alpha, eta=eta, max_iter=10, tol=1e-9, seed=2).fit(corpus)
+    # With one topic theta is a point mass and phi = 1, so the first M-step gives the exact
+    # posterior lambda = eta + n_w (n_w: word w's count over the corpus), the bound is
+    # tight and equals log p(w) of the Dirichlet-multinomial:
+    # log B(eta + n) - log B(eta), B(a) = prod Gamma(a_w) / Gamma(sum a_w).
+    n = np.asarray(corpus.counts.sum(0)).ravel().astype(np.float64)
+    n_words = n.size
+    exact = (
+        special.gammaln(n_words * eta)
+        - n_words * special.gammaln(eta)
+        + special.gammaln(eta + n).sum()
+        - special.gammaln(n_words * eta + n.sum())
+    )
+    np.testing.assert_allclose(one.components_, (eta + n)[None], rtol=1e-12)
+    assert one.elbo_ == pytest.approx(exact, rel=1e-12)
+    np.testing.assert_allclose(one.transform(corpus), alpha + corpus.doc_lengths[:, None])
+    # The same restart fitted beside another gives the same result.
+    two = LDA(n_topics=1, alpha=alpha, eta=eta, max_iter=10, tol=1e-9, n_restarts=2, seed=2)
+    two.fit(corpus)
+    np.testing.assert_array_equal(two.restarts_[0].components, one.components_)
+    np.testing.assert_array_equal(two.restarts_[0].history, one.history_)
+
+
 # ------------------------------------------------------------------- inputs and outputs
 def test_corpus_and_sparse_inputs_give_identical_fits(small):
     corpus, k, alpha, eta = small

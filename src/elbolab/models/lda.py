@@ -343,7 +343,10 @@ class LDA:
         """gamma_dk = alpha + N_d / K for every restart (Blei et al. 2003): (R, D, K)."""
         lengths = np.asarray(X.sum(1)).ravel()
         start = alpha + lengths[None, :, None] / self.n_topics
-        return np.ascontiguousarray(np.broadcast_to(start, (n_restarts, X.shape[0], self.n_topics)))
+        # A real copy: broadcast_to gives a read-only view, which ascontiguousarray would
+        # return as is when it already has the full shape (K = R = 1), and the E-step
+        # writes gamma in place.
+        return np.broadcast_to(start, (n_restarts, X.shape[0], self.n_topics)).copy()
 
     def _e_step(self, X, beta, gamma_start, alpha):
         kernels.e_step(
