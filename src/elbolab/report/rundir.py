@@ -7,6 +7,7 @@ Layout of a run directory::
       arrays.npz         numerical results (``save_arrays``)
       figures/NAME.png   figures (``save_figure``)
       models/NAME.pt     trained models (``save_model``; ``elbolab.models.load`` reads them)
+      models/lda-kK.npz  fitted LDA models (``LDA.save``; ``LDA.load`` reads them)
       checkpoints/*.pkl  partial work, removed once the run completes
       metrics.json       scalar results, written LAST among the results
       report.html        the self-contained report, written after metrics.json
