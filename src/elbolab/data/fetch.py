@@ -270,7 +270,9 @@ def _fetch_hint(name: str) -> str:
     )
 
 
-def find_root(name: str, root=None, spec: DatasetSpec | None = None) -> Path:
+def find_root(
+    name: str, root: str | os.PathLike | None = None, spec: DatasetSpec | None = None
+) -> Path:
     """Return the data root that holds all files of dataset ``name``.
 
     Parameters
@@ -347,7 +349,9 @@ def content_sha256(path) -> str:
     return h.hexdigest()
 
 
-def check(name: str, root=None, spec: DatasetSpec | None = None) -> list[tuple[Path, bool, str]]:
+def check(
+    name: str, root: str | os.PathLike | None = None, spec: DatasetSpec | None = None
+) -> list[tuple[Path, bool, str]]:
     """Verify presence and content sha256 of every file of a dataset.
 
     Parameters
@@ -544,7 +548,7 @@ def _is_present(root: Path, spec: DatasetSpec, source: Source) -> bool:
 
 def fetch(
     name: str,
-    root=None,
+    root: str | os.PathLike | None = None,
     base_url: str | None = None,
     progress: bool = True,
     spec: DatasetSpec | None = None,

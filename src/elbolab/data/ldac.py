@@ -65,7 +65,7 @@ def _split_lines(text: str) -> list[str]:
     return lines
 
 
-def read_vocab(vocab_path) -> list[str]:
+def read_vocab(vocab_path: str | os.PathLike) -> list[str]:
     """Read a vocabulary file: one word per line, line ``i`` (0-based) is word id ``i``.
 
     Leading and trailing whitespace (including a Windows ``\\r``) is stripped.
@@ -121,7 +121,7 @@ def _diagnose_line(line: str) -> str:
     return "malformed line (unexpected characters)"
 
 
-def read_ldac(dat_path, vocab_path=None) -> Corpus:
+def read_ldac(dat_path: str | os.PathLike, vocab_path: str | os.PathLike | None = None) -> Corpus:
     """Read an lda-c ``.dat`` file (and its vocabulary) into a :class:`Corpus`.
 
     Parameters
@@ -234,7 +234,11 @@ def _atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def write_ldac(corpus: Corpus, dat_path, vocab_path=None) -> None:
+def write_ldac(
+    corpus: Corpus,
+    dat_path: str | os.PathLike,
+    vocab_path: str | os.PathLike | None = None,
+) -> None:
     """Write a corpus as an lda-c ``.dat`` file and a vocabulary file, atomically.
 
     Word ids are written in increasing order within each line, so

@@ -18,11 +18,17 @@ import math
 import struct
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from elbolab import checks
 from elbolab.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import os
+
+    import torch
 
 __all__ = [
     "read_idx",
@@ -95,7 +101,7 @@ def _magic_name(magic: int) -> str:
     return f"0x{magic:08x} (IDX {kind}, {magic & 0xFF}-D)"
 
 
-def read_idx(path, magic: int | None = None) -> np.ndarray:
+def read_idx(path: str | os.PathLike, magic: int | None = None) -> np.ndarray:
     """Read an IDX file (gzip-compressed or plain) into a numpy array.
 
     Parameters
@@ -178,7 +184,7 @@ def _read_all(path: Path, what: str) -> bytes:
             raise DataError(f"cannot read {what}: {exc}", path) from None
 
 
-def read_amat(path) -> np.ndarray:
+def read_amat(path: str | os.PathLike) -> np.ndarray:
     """Read binarized MNIST in ``.amat`` text form (gzip-compressed or plain).
 
     Parameters
@@ -261,7 +267,9 @@ def _to_torch(*arrays):
     return out if len(out) > 1 else out[0]
 
 
-def load_mnist(root=None, split: str = "train", as_torch: bool = False):
+def load_mnist(
+    root: str | os.PathLike | None = None, split: str = "train", as_torch: bool = False
+) -> tuple[np.ndarray, np.ndarray] | tuple[torch.Tensor, torch.Tensor]:
     """Load the original MNIST images and labels (LeCun, Cortes & Burges).
 
     Parameters
@@ -297,7 +305,9 @@ def load_mnist(root=None, split: str = "train", as_torch: bool = False):
     return _to_torch(images, labels) if as_torch else (images, labels)
 
 
-def load_binarized_mnist(root=None, split: str = "train", as_torch: bool = False):
+def load_binarized_mnist(
+    root: str | os.PathLike | None = None, split: str = "train", as_torch: bool = False
+) -> np.ndarray | torch.Tensor:
     """Load the fixed binarization of MNIST (Larochelle & Murray 2011).
 
     The ``.amat`` files hold pixels only: there are no labels. (The rows are sorted by

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import scipy.sparse as sp
 
 from elbolab import checks
 from elbolab.data.corpus import Corpus
 from elbolab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from elbolab._types import ArrayOrTensor, Seed
 
 __all__ = ["lda_corpus"]
 
@@ -43,10 +48,10 @@ def lda_corpus(
     n_docs: int,
     n_words: int,
     n_topics: int,
-    doc_length=100,
-    alpha=0.1,
-    eta=0.01,
-    seed=0,
+    doc_length: int | float = 100,
+    alpha: float | ArrayOrTensor = 0.1,
+    eta: float | ArrayOrTensor = 0.01,
+    seed: Seed = 0,
 ) -> tuple[Corpus, np.ndarray, np.ndarray]:
     """Draw a corpus from LDA's generative model, returning the truth with it.
 

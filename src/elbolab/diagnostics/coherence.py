@@ -63,6 +63,7 @@ a few milliseconds.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -71,6 +72,9 @@ import torch
 from .. import checks
 from ..data import Corpus
 from ..errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from .._types import ArrayOrTensor, Counts
 
 __all__ = ["Coherence", "MEASURES", "topic_coherence"]
 
@@ -207,7 +211,12 @@ def _word_ids(topics, top_n, n_words: int) -> np.ndarray:
 
 
 def topic_coherence(
-    topics, reference, *, measure: str = "umass", top_n: int | None = None, epsilon=None
+    topics: ArrayOrTensor | sp.spmatrix | sp.sparray,
+    reference: Counts,
+    *,
+    measure: str = "umass",
+    top_n: int | None = None,
+    epsilon: float | None = None,
 ) -> Coherence:
     """Coherence of every topic's top words in a reference corpus (UMass or NPMI).
 

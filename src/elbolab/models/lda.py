@@ -46,6 +46,7 @@ import os
 import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -55,6 +56,11 @@ from .. import checks
 from ..errors import ConfigError, DataError, NumericalError
 from ..files import atomic_write
 from . import _lda_kernels as kernels
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from .._types import Counts
 
 __all__ = [
     "LDA",
@@ -283,15 +289,23 @@ class LDA:
 
     Attributes
     ----------
-    components_ : (K, V) ndarray, lambda of the best restart.
-    gamma_ : (D, K) ndarray, gamma of the training documents under the best restart.
-    elbo_ : float, the best restart's ELBO in nats (all normalizers included).
-    history_ : (n_iter_,) ndarray, the best restart's ELBO after each iteration.
-    n_iter_ : int, iterations the batch ran (the longest-running restart's count).
-    restarts_ : list of Restart, one per restart in seed order.
-    best_ : int, index of the best restart in ``restarts_``.
-    vocab_ : list of str or None, the vocabulary a loaded model was saved with
-        (:meth:`load`); None when it was saved without one.
+    components_ : (K, V) ndarray
+        lambda of the best restart.
+    gamma_ : (D, K) ndarray
+        gamma of the training documents under the best restart.
+    elbo_ : float
+        The best restart's ELBO in nats (all normalizers included).
+    history_ : (n_iter_,) ndarray
+        The best restart's ELBO after each iteration.
+    n_iter_ : int
+        Iterations the batch ran (the longest-running restart's count).
+    restarts_ : list of Restart
+        One per restart in seed order.
+    best_ : int
+        Index of the best restart in ``restarts_``.
+    vocab_ : list of str or None
+        The vocabulary a loaded model was saved with (:meth:`load`); None when it was
+        saved without one.
 
     Notes
     -----
@@ -395,7 +409,12 @@ class LDA:
         scores = self._doc_scores(X, beta, gamma, alpha, ratio)
         return lam, gamma, beta, scores, ratio, scores.sum(1) + topic_term
 
-    def initial_state(self, X, lam: np.ndarray | None = None, restarts=None) -> LDAState:
+    def initial_state(
+        self,
+        X: Counts | np.ndarray,
+        lam: np.ndarray | None = None,
+        restarts: Iterable[int] | None = None,
+    ) -> LDAState:
         """The state a fit starts from: given topics ``lam`` (R, K, V) or random ones.
 
         Random topics have Gamma(100, 1/100) entries (as Hoffman's onlineldavb and
@@ -442,7 +461,12 @@ class LDA:
             raise ConfigError("state.lam and state.gamma must be positive")
 
     # ------------------------------------------------------------------ public API
-    def fit(self, X, callback=None, state: LDAState | None = None) -> LDA:
+    def fit(
+        self,
+        X: Counts | np.ndarray,
+        callback: Callable[[int, np.ndarray, LDAState], object] | None = None,
+        state: LDAState | None = None,
+    ) -> LDA:
         """Fit to a Corpus or a (docs x words) sparse count matrix.
 
         Restarts stop one by one: restart r stops when its relative ELBO gain over
@@ -612,7 +636,7 @@ class LDA:
         _check_bound(np.array([bound]), X, where)
         return gamma[0], float(bound)
 
-    def transform(self, X) -> np.ndarray:
+    def transform(self, X: Counts | np.ndarray) -> np.ndarray:
         """Variational Dirichlet parameters gamma (D, K) of new documents, topics fixed.
 
         Unlike scikit-learn's ``transform`` these are not normalized; divide by the
@@ -620,7 +644,7 @@ class LDA:
         """
         return self._infer(X, "LDA.transform")[0]
 
-    def score(self, X) -> float:
+    def score(self, X: Counts | np.ndarray) -> float:
         """The ELBO (nats) of the documents X under the fitted topics.
 
         gamma is optimized for X; the topic term E[log p(beta)] - E[log q(beta)] is
@@ -629,7 +653,9 @@ class LDA:
         """
         return self._infer(X, "LDA.score")[1]
 
-    def completion_log_likelihood(self, observed, heldout) -> dict:
+    def completion_log_likelihood(
+        self, observed: Counts | np.ndarray, heldout: Counts | np.ndarray
+    ) -> dict:
         """Document-completion predictive log-likelihood of held-out tokens.
 
         theta is inferred from each document's observed part (topics fixed); every
@@ -669,7 +695,9 @@ class LDA:
             "log_base": "e",
         }
 
-    def completion_perplexity(self, observed, heldout) -> dict:
+    def completion_perplexity(
+        self, observed: Counts | np.ndarray, heldout: Counts | np.ndarray
+    ) -> dict:
         """exp(-log-likelihood per held-out token) of document completion.
 
         Same split and result keys as :meth:`completion_log_likelihood`, plus
