@@ -176,14 +176,14 @@ PRESETS = {
     # The tour (`elbolab demo`): three widths, 10 clustering replicates, short training.
     "tour": Config(
         width_widths=(16, 64, 256),
-        width_steps=500,
+        width_steps=300,
         width_seeds=2,
         width_eval_every=50,
         width_window=3,
         width_test_pairs=1000,
         width_probe=16,
         cluster_replicates=10,
-        cluster_steps=300,
+        cluster_steps=200,
         cluster_samples=4,
         cluster_width=64,
         cluster_quantiles=20,

@@ -128,7 +128,7 @@ PRESETS = {
         topics=(3,), restarts=2, max_iter=5, n_docs=200, top_words=5, surgery_samples=2
     ),
     # The tour (`elbolab demo`): the whole AP corpus, three topic counts, short fits.
-    "tour": Config(topics=(5, 10, 20), restarts=3, max_iter=50, surgery_samples=4),
+    "tour": Config(topics=(5, 10, 20), restarts=2, max_iter=40, surgery_samples=4),
     "default": Config(),
     # Blei et al. (2003) fit AP with up to 200 topics; here a range that 2 cores finish.
     "paper": Config(topics=(10, 20, 50, 100), restarts=10, max_iter=500, tol=1e-6),

@@ -158,15 +158,17 @@ PRESETS = {
         inits_latent=5,
         surgery_latent=4,
     ),
-    # The tour (`elbolab demo`): q = 50 instead of 200, shorter Adam and deep training.
+    # The tour (`elbolab demo`): 500 images, q = 50 instead of 200, shorter Adam and deep
+    # training.
     "tour": Config(
+        n_data=500,
         latent=50,
         lbfgs_iter=300,
-        steps=1000,
+        steps=300,
         latent_sizes=(10, 50),
         encoder_latent=16,
-        encoder_steps=300,
-        encoder_hidden=(256,),
+        encoder_steps=150,
+        encoder_hidden=(128,),
         deep_n_train=2000,
         deep_n_eval=500,
         deep_latent=16,

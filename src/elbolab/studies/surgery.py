@@ -44,8 +44,8 @@ class Config(vae_runs.TrainingConfig):
 
 PRESETS = {
     "smoke": Config(latents=(2, 3), hidden=(32,), epochs=1, nll_k=20, nll_n=50, n_train=500),
-    # The tour (`elbolab demo`): 10,000 training images, 10 epochs.
-    "tour": Config(epochs=10, nll_k=500, nll_n=500, n_train=10000),
+    # The tour (`elbolab demo`): 10,000 training images, 6 epochs.
+    "tour": Config(epochs=6, nll_k=300, nll_n=300, n_train=10000),
     "default": Config(),
     # Hoffman & Johnson (2016) do not give their architecture or training in a source we
     # could read. Hidden layers of 500 units follow Kingma & Welling (2014, section 5:

@@ -95,16 +95,16 @@ PRESETS = {
         nll_n=50,
         n_train=500,
     ),
-    # The tour (`elbolab demo`): 10,000 training images, 10 epochs, two betas.
+    # The tour (`elbolab demo`): 10,000 training images, 5 epochs, one beta.
     "tour": Config(
         latent=10,
-        betas=(0.5, 2.0),
+        betas=(2.0,),
         iwae_k=10,
-        iwae_epochs=2,
+        iwae_epochs=1,
         n_pseudo=100,
-        epochs=10,
-        nll_k=500,
-        nll_n=500,
+        epochs=5,
+        nll_k=300,
+        nll_n=300,
         n_train=10000,
     ),
     "default": Config(),
