@@ -10,14 +10,7 @@ import numpy as np
 import pytest
 
 # The dataset each study reads from the mirror.
-STUDY_DATASET = {
-    "lda": "ap",
-    "landscape": "ap",
-    "surgery": "binarized_mnist",
-    "zoo": "binarized_mnist",
-    "linear": "mnist",
-    "fkl": "mnist",
-}
+from elbolab.studies.tour import DATASET as STUDY_DATASET
 
 
 @pytest.fixture(scope="session")
