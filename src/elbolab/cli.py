@@ -126,8 +126,19 @@ def build_parser() -> argparse.ArgumentParser:
         "printed); otherwise word ids are taken as the model's.",
     )
     p.add_argument("model", type=Path, help="saved model (.npz), e.g. RUNDIR/models/lda-k10.npz")
-    p.add_argument("--corpus", type=Path, required=True, help="lda-c corpus file")
-    p.add_argument("--vocab", type=Path, default=None, help="vocabulary file for --corpus")
+    p.add_argument(
+        "--corpus",
+        type=Path,
+        required=True,
+        help="corpus file: UCI bag-of-words if named docword.* (plain or .gz), else lda-c",
+    )
+    p.add_argument(
+        "--vocab",
+        type=Path,
+        default=None,
+        help="vocabulary file for --corpus (for docword.NAME.txt the default is "
+        "vocab.NAME.txt beside it)",
+    )
     p.add_argument(
         "--out",
         type=Path,
