@@ -14,7 +14,7 @@ import sys
 import zlib
 from pathlib import Path
 
-PACKAGES = ["data", "models", "objectives", "diagnostics", "landscape", "report"]
+PACKAGES = ["distributions", "data", "models", "objectives", "diagnostics", "landscape", "report"]
 
 
 def documented(site: Path) -> set[str]:

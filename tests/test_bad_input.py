@@ -41,6 +41,7 @@ from elbolab.diagnostics import (
     surgery,
     surgery_model,
 )
+from elbolab.distributions import DiagonalNormal
 from elbolab.errors import ConfigError, DataError, ElbolabError, NumericalError
 from elbolab.landscape import (
     LDAObjective,
@@ -56,7 +57,7 @@ from elbolab.models.lda import LDA
 from elbolab.models.linear_vae import LinearVAE, fit_linear_vae
 from elbolab.models.ppca import PPCA, marginal_log_prob
 from elbolab.models.trainer import CHECKPOINT_NAME, train
-from elbolab.models.vae import VAE, DiagonalNormal
+from elbolab.models.vae import VAE
 from elbolab.objectives import elbo, elbo_loss, iwae
 from elbolab.objectives.forward_kl import elbo_amortized, forward_kl, iwbo_amortized
 

@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch.distributions import Independent, Normal
 
+from elbolab.distributions import DiagonalNormal, VampPriorDistribution, rsample
 from elbolab.errors import ConfigError
-from elbolab.models.vae import VAE, DiagonalNormal, VampPriorDistribution, rsample
+from elbolab.models.vae import VAE
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

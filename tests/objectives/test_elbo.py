@@ -3,8 +3,9 @@
 import pytest
 import torch
 
+from elbolab.distributions import rsample
 from elbolab.errors import ConfigError
-from elbolab.models.vae import VAE, rsample
+from elbolab.models.vae import VAE
 from elbolab.objectives import elbo, elbo_loss
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -29,7 +29,7 @@ into running log-sum-exps, so memory is O(budget), not O(k * batch), and any k f
 Steps change nothing but float rounding.
 
 VampPrior. A mixture of K diagonal Gaussians (``MixtureSameFamily`` of
-``Independent(Normal)``, as :class:`~elbolab.models.vae.VampPriorDistribution`) is
+``Independent(Normal)``, as :class:`~elbolab.distributions.VampPriorDistribution`) is
 evaluated by one matrix product per step instead of a (samples, batch, K, d) broadcast::
 
     log w_k N(z; m_k, s_k) = [z^2, z, 1] . [-1/(2 s_k^2), m_k/s_k^2, c_k],
@@ -60,8 +60,8 @@ import torch
 from torch.distributions import Independent, MixtureSameFamily, Normal
 
 from .. import checks
+from ..distributions import rsample
 from ..errors import ConfigError, NumericalError
-from ..models.vae import rsample
 from ..objectives.elbo import _check_data, _prior, _to_model
 from ..progress import progress as progress_bar
 

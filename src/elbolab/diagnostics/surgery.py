@@ -71,8 +71,8 @@ from scipy import special
 from torch.distributions import Independent, Normal
 
 from .. import checks
+from ..distributions import rsample
 from ..errors import ConfigError, NumericalError
-from ..models.vae import rsample
 from ..progress import progress as progress_bar
 from .likelihood import _default_budget, _DiagonalMixture, _model_device
 

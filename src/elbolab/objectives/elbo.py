@@ -21,8 +21,8 @@ import torch
 from torch.distributions import kl_divergence
 
 from .. import checks
+from ..distributions import rsample
 from ..errors import ConfigError, DataError, NumericalError
-from ..models.vae import rsample
 
 __all__ = ["elbo", "elbo_loss"]
 

@@ -25,8 +25,8 @@ from collections.abc import Callable
 import torch
 
 from .. import checks
+from ..distributions import rsample
 from ..errors import ConfigError, DataError, NumericalError
-from ..models.vae import rsample
 
 __all__ = ["elbo_amortized", "forward_kl", "iwbo_amortized"]
 

@@ -34,8 +34,8 @@ import math
 import torch
 
 from .. import checks
+from ..distributions import detached, rsample
 from ..errors import ConfigError
-from ..models.vae import detached, rsample
 from .elbo import _as_data, _check_terms, _prior
 
 __all__ = ["iwae", "iwae_loss"]

@@ -62,6 +62,7 @@ from torch.distributions import VonMises
 
 from .. import checks
 from ..data import load_mnist
+from ..distributions import DiagonalNormal
 from ..errors import ConfigError
 from ..models.amortized import (
     MLP,
@@ -75,7 +76,6 @@ from ..models.amortized import (
     ntk_drift,
 )
 from ..models.simulators import ConjugateGaussian, RotatedDigits, ShiftedMixture
-from ..models.vae import DiagonalNormal
 from ..objectives.forward_kl import elbo_amortized, forward_kl, iwbo_amortized
 from ..progress import progress
 
