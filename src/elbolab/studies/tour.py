@@ -103,7 +103,7 @@ def run_tour(
             command=command,
             scheduler=scheduler,
         )
-        verdicts = Counter(row["verdict"] for row in metrics.get("claims", []))
+        verdicts = _verdict_counts(metrics)
         counts = ", ".join(f"{verdicts[v]} {v}" for v in claims.VERDICTS if verdicts[v])
         say(f"{name:10s} {time.perf_counter() - started:6.1f} s  claims: {counts or 'none'}")
         rundirs[name] = rundir
@@ -120,6 +120,11 @@ def _holds_other_run(rundir: Path, name: str, cfg) -> bool:
     return saved.get("study") == name and saved.get("config") != wanted
 
 
+def _verdict_counts(metrics: dict) -> Counter:
+    """How many of a run's claims got each verdict."""
+    return Counter(row["verdict"] for row in metrics.get("claims", []))
+
+
 def write_index(out: str | Path, rundirs: dict[str, Path]) -> Path:
     """Write ``out/index.html``: for every finished run in ``rundirs`` (study name to run
     directory), its question, headline figure, claims table and a link to its report."""
@@ -129,10 +134,10 @@ def write_index(out: str | Path, rundirs: dict[str, Path]) -> Path:
         subtitle="Every study at a small size on the real data: what it asks, what it "
         "found, and whether the papers' claims hold at this budget.",
     )
+    runs = {name: json.loads((d / "metrics.json").read_text()) for name, d in rundirs.items()}
     summary = []
-    for name, rundir in rundirs.items():
-        metrics = json.loads((rundir / "metrics.json").read_text())
-        verdicts = Counter(row["verdict"] for row in metrics.get("claims", []))
+    for name, metrics in runs.items():
+        verdicts = _verdict_counts(metrics)
         summary.append(
             [
                 name,
@@ -147,7 +152,7 @@ def write_index(out: str | Path, rundirs: dict[str, Path]) -> Path:
         caption="The studies and their claims' verdicts",
     )
     for name, rundir in rundirs.items():
-        metrics = json.loads((rundir / "metrics.json").read_text())
+        metrics = runs[name]
         rep.heading(f"{name}: {STUDIES[name].DESCRIPTION}")
         figure, caption = HEADLINE[name]
         rep.figure(rundir / "figures" / figure, caption)
