@@ -39,10 +39,10 @@ from functools import partial
 import numpy as np
 import torch
 
-from .. import checks
-from ..diagnostics import topic_coherence
-from ..errors import ConfigError
-from ..landscape import (
+from ... import checks
+from ...diagnostics import topic_coherence
+from ...errors import ConfigError
+from ...landscape import (
     LDAObjective,
     align,
     apply_permutation,
@@ -65,7 +65,7 @@ from ..landscape import (
     random_sign_directions,
     restart_baseline,
 )
-from . import lda as lda_study
+from .. import lda as lda_study
 
 NAME = "landscape"
 DESCRIPTION = (
@@ -1009,7 +1009,7 @@ _ZHANG_BLEI = "Zhang & Blei 2021, Unveiling mode-connectivity of the ELBO landsc
 
 def claims(cfg: Config, metrics: dict) -> list:
     """The papers' claims against this run's numbers (verdicts computed, not set)."""
-    from .claims import Claim, verdict
+    from ..claims import Claim, verdict
 
     al, ends = metrics["alignment"], metrics["endpoints"]
     distinct = al["mean_distance_aligned"] > cfg.distinct_min
@@ -1076,7 +1076,7 @@ def claims(cfg: Config, metrics: dict) -> list:
 
 def render(rundir):
     """Figures and report from metrics.json and arrays.npz."""
-    from ..report import Report, plots
+    from ...report import Report, plots
 
     m = rundir.read_json("metrics.json")
     arr = rundir.load_arrays()
@@ -1355,7 +1355,7 @@ _PATH_LABELS = {
 def _render_coherence(report, rundir, coh: dict, unit: str) -> None:
     """Mean topic coherence against position along the NEB path and the straight line,
     beside the ELBO at the same pivots."""
-    from ..report import plots
+    from ...report import plots
 
     fig, axes = plots.new_figure(width=15, height=4, ncols=3)
     pos = np.linspace(0, 1, len(coh["neb"]["elbo_per_token"]))
@@ -1397,7 +1397,7 @@ def _render_coherence(report, rundir, coh: dict, unit: str) -> None:
 
 def _render_polish(report, rundir, pol: dict, tokens: int) -> None:
     """Maxima found from paths: a table per path, a table per pair and a figure."""
-    from ..report import plots
+    from ...report import plots
 
     report.heading("Maxima found from paths")
     report.paragraph(
