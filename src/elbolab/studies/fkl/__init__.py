@@ -60,11 +60,11 @@ import numpy as np
 import torch
 from torch.distributions import VonMises
 
-from .. import checks
-from ..data import load_mnist
-from ..distributions import DiagonalNormal
-from ..errors import ConfigError
-from ..models.amortized import (
+from ... import checks
+from ...data import load_mnist
+from ...distributions import DiagonalNormal
+from ...errors import ConfigError
+from ...models.amortized import (
     MLP,
     Amortized,
     Centered,
@@ -75,9 +75,9 @@ from ..models.amortized import (
     natural_about,
     ntk_drift,
 )
-from ..models.simulators import ConjugateGaussian, RotatedDigits, ShiftedMixture
-from ..objectives.forward_kl import elbo_amortized, forward_kl, iwbo_amortized
-from ..progress import progress
+from ...models.simulators import ConjugateGaussian, RotatedDigits, ShiftedMixture
+from ...objectives.forward_kl import elbo_amortized, forward_kl, iwbo_amortized
+from ...progress import progress
 
 NAME = "fkl"
 DESCRIPTION = "Expected forward KL vs ELBO/IWBO: width, amortized clustering, rotated MNIST"
@@ -754,7 +754,7 @@ def _collect(cfg, width, cluster, rot, gauss):
 
 
 def render(rundir):
-    from ..report import Report, plots
+    from ...report import Report, plots
 
     m = rundir.read_json("metrics.json")
     arr = rundir.load_arrays()
@@ -1011,7 +1011,7 @@ _CONVERGED_SHARE = 0.02
 
 
 def claims(cfg: Config, metrics: dict) -> list:
-    from .claims import Claim, verdict
+    from ..claims import Claim, verdict
 
     rows = []
     bw = metrics["width"]["by_width"]

@@ -35,16 +35,16 @@ from functools import partial
 import numpy as np
 import torch
 
-from .. import checks
-from ..data import load_mnist
-from ..diagnostics import active_units, collapse_curve, collapsed_fraction, kl_per_dimension
-from ..diagnostics.surgery import surgery
-from ..errors import ConfigError, NumericalError
-from ..models import PPCA, VAE, fit_linear_vae, train
-from ..models.linear_vae import fit_linear_vae_lbfgs
-from ..objectives import elbo, elbo_loss
-from ..progress import progress
-from . import claims as _claims
+from ... import checks
+from ...data import load_mnist
+from ...diagnostics import active_units, collapse_curve, collapsed_fraction, kl_per_dimension
+from ...diagnostics.surgery import surgery
+from ...errors import ConfigError, NumericalError
+from ...models import PPCA, VAE, fit_linear_vae, train
+from ...models.linear_vae import fit_linear_vae_lbfgs
+from ...objectives import elbo, elbo_loss
+from ...progress import progress
+from .. import claims as _claims
 
 NAME = "linear"
 DESCRIPTION = "linear VAE vs probabilistic PCA on MNIST; posterior collapse against sigma^2"
@@ -688,7 +688,7 @@ def claims(cfg: Config, metrics: dict) -> list[_claims.Claim]:
 
 # ------------------------------------------------------------------------------ report
 def render(rundir):
-    from ..report import Report, plots
+    from ...report import Report, plots
 
     record = rundir.read_json("config.json")
     cfg = record["config"]
