@@ -16,6 +16,7 @@ uses Python's zlib), so a mirror and a fresh download verify against the same va
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import os
@@ -23,7 +24,6 @@ import posixpath
 import shutil
 import sys
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -32,6 +32,7 @@ from http.client import HTTPException
 from pathlib import Path
 
 from elbolab.errors import ConfigError, DataError
+from elbolab.files import atomic_path, scratch_file
 
 __all__ = [
     "StoredFile",
@@ -404,13 +405,6 @@ def _resolve_url(source: Source, base_url: str | None) -> str:
     return base_url.rstrip("/") + "/" + source.filename
 
 
-def _temp_in(folder: Path, tag: str) -> Path:
-    """A new empty hidden temp file in ``folder`` (same file system, so os.replace is atomic)."""
-    fd, name = tempfile.mkstemp(prefix=f".elbolab-{tag}-", suffix=".part", dir=folder)
-    os.close(fd)
-    return Path(name)
-
-
 def _download(url: str, dest: Path, progress: bool, name: str) -> str:
     """Stream ``url`` into ``dest``; return the sha256 of the bytes received."""
     hint = (
@@ -475,10 +469,14 @@ def _write_member(stream, dest: Path, compress: bool) -> None:
             shutil.copyfileobj(stream, raw, _CHUNK)
 
 
-def _unpack(source: Source, download: Path, root: Path, url: str, temps: list) -> list:
-    """Write each stored file of ``source`` to a temp file next to its final place.
+def _unpack(
+    source: Source, download: Path, root: Path, url: str, stored: contextlib.ExitStack
+) -> list:
+    """Write each stored file of ``source`` to a temporary file next to its final place.
 
-    Returns (temp, final, stored path) triples; nothing is moved into place here.
+    Returns (temporary, final, stored path) triples. Each temporary file comes from
+    :func:`~elbolab.files.atomic_path` entered on ``stored``: all of them move into
+    place when ``stored`` closes without an error, and none otherwise.
     """
     pairs = []
     tar = None
@@ -492,8 +490,7 @@ def _unpack(source: Source, download: Path, root: Path, url: str, temps: list) -
         for member, rel in source.files:
             final = root / rel
             final.parent.mkdir(parents=True, exist_ok=True)
-            tmp = _temp_in(final.parent, final.name)
-            temps.append(tmp)
+            tmp = stored.enter_context(atomic_path(final))
             if source.archive:
                 m = members.get(posixpath.normpath(member))
                 if m is None:
@@ -555,10 +552,11 @@ def fetch(
 ) -> Path:
     """Download a dataset, verify it and store it under ``root``.
 
-    Each download streams into a hidden temp file in the destination folder; its sha256
-    is checked (where known), it is unpacked into temp files whose content sha256 is
-    checked, and only then are they moved into place with ``os.replace``. A failure
-    therefore leaves no file that looks complete, and its temp files are removed. Files
+    Each download streams into a hidden scratch file in the destination folder; its
+    sha256 is checked (where known), it is unpacked into temporary files whose content
+    sha256 is checked, and only then are they all moved into place
+    (:func:`elbolab.files.atomic_path`). A failure therefore leaves no file that looks
+    complete, and its temporary files are removed. Files
     already present with the right content are not downloaded again.
 
     Parameters
@@ -595,29 +593,21 @@ def fetch(
             continue
         url = _resolve_url(source, base_url)
         folder = root / posixpath.dirname(source.files[0][1])
-        temps: list[Path] = []
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            download = _temp_in(folder, "download")
-            temps.append(download)
-            actual = _download(url, download, progress, name)
-            if source.sha256 is not None and actual != source.sha256:
-                raise DataError(
-                    f"sha256 mismatch for {url}: expected {source.sha256}, got {actual}"
-                )
-            pairs = _unpack(source, download, root, url, temps)
-            for tmp, final, rel in pairs:
-                _verify_content(tmp, final, spec.file(rel), url)
-            for tmp, final, _ in pairs:
-                os.replace(tmp, final)
+            with (
+                scratch_file(folder, "elbolab-download") as download,
+                contextlib.ExitStack() as stored,
+            ):
+                actual = _download(url, download, progress, name)
+                if source.sha256 is not None and actual != source.sha256:
+                    raise DataError(
+                        f"sha256 mismatch for {url}: expected {source.sha256}, got {actual}"
+                    )
+                for tmp, final, rel in _unpack(source, download, root, url, stored):
+                    _verify_content(tmp, final, spec.file(rel), url)
         except OSError as exc:
             raise DataError(
                 f"cannot store {name}: {exc.strerror or exc}", exc.filename or root
             ) from None
-        finally:
-            for tmp in temps:
-                try:
-                    tmp.unlink()
-                except FileNotFoundError:
-                    pass
     return root

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ import scipy.sparse as sp
 from elbolab import checks
 from elbolab.data.corpus import Corpus
 from elbolab.errors import DataError
+from elbolab.files import atomic_write
 
 __all__ = ["read_ldac", "write_ldac", "read_vocab"]
 
@@ -213,25 +213,9 @@ def _check_no_repeats(rows, ids, n_vocab, path) -> None:
         raise DataError(f"word id {ids[j]} repeats within the document", path, int(rows[j]) + 1)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and os.replace.
-
-    Readers therefore see either the old file or the complete new one, never a torn one.
-    """
+def _write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, lambda fh: fh.write(text), text=True)
 
 
 def write_ldac(
@@ -274,8 +258,8 @@ def write_ldac(
         lo, hi = indptr[d], indptr[d + 1]
         out.append(" ".join([str(hi - lo), *pairs[lo:hi]]))
     try:
-        _atomic_write_text(Path(dat_path), "\n".join(out) + "\n")
+        _write_text(dat_path, "\n".join(out) + "\n")
         if vocab_path is not None:
-            _atomic_write_text(Path(vocab_path), "\n".join(corpus.vocab) + "\n")
+            _write_text(vocab_path, "\n".join(corpus.vocab) + "\n")
     except OSError as exc:
         raise DataError(f"cannot write: {exc.strerror or exc}", exc.filename or dat_path) from None
