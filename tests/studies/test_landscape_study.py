@@ -11,6 +11,7 @@ from elbolab import cli
 from elbolab.diagnostics import topic_coherence
 from elbolab.landscape import LDAObjective
 from elbolab.studies import landscape
+from elbolab.studies.landscape.paths import peak_point
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -237,7 +238,7 @@ def test_peak_point_is_the_highest_dense_point():
     ):
         i = int(result.dense_values.argmax())
         assert 0 < i < result.dense_values.shape[0] - 1
-        point = landscape._peak_point(result)
+        point = peak_point(result)
         assert f(point).item() == pytest.approx(result.dense_values.max().item(), rel=1e-12)
 
 
