@@ -11,7 +11,7 @@ from elbolab import cli
 from elbolab.data import lda_corpus, write_ldac
 from elbolab.landscape import LDAObjective
 from elbolab.report import RunDir
-from elbolab.studies import lda as lda_study
+from elbolab.studies import lda_runs
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def test_resume_after_interruption_gives_the_same_numbers(tiny, tmp_path, monkey
     assert run(*fit_args(tiny, clean)) == 0
 
     # Checkpoint every iteration and die (as ^C would) after the third checkpoint.
-    monkeypatch.setattr(lda_study, "_CHECKPOINT_SECONDS", -1.0)
+    monkeypatch.setattr(lda_runs, "_CHECKPOINT_SECONDS", -1.0)
     saves = {"n": 0}
     original = RunDir.save_checkpoint
 

@@ -11,7 +11,7 @@ from elbolab import cli
 from elbolab.data import lda_corpus, write_ldac
 from elbolab.models import LDA
 from elbolab.report import RunDir
-from elbolab.studies import lda as lda_study
+from elbolab.studies import lda_runs
 
 K = 3
 
@@ -68,7 +68,7 @@ def test_fit_prints_the_model_path(files, tmp_path, capsys):
 
 def test_resumed_run_writes_the_same_model_file(files, fitted, tmp_path, monkeypatch):
     # Checkpoint every iteration and die (as ^C would) at the third checkpoint.
-    monkeypatch.setattr(lda_study, "_CHECKPOINT_SECONDS", -1.0)
+    monkeypatch.setattr(lda_runs, "_CHECKPOINT_SECONDS", -1.0)
     original = RunDir.save_checkpoint
     saves = {"n": 0}
 

@@ -25,28 +25,30 @@ documents and reports
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 
 from .. import checks
-from ..data import Corpus, load_ap, read_corpus
+from ..data import Corpus
 from ..data.formats import _uci_vocab_path
 from ..diagnostics import best_dirichlet_prior, dirichlet_surgery, topic_coherence
 from ..errors import ConfigError, DataError
 from ..models import LDA
 from ..models.lda import pad_vocabulary
-from ..progress import progress
+from .lda_runs import (
+    CaviSettings,
+    load_corpus,
+    restart_histories,
+    restart_units,
+    split_corpus,
+    top_words,
+)
 
 NAME = "lda"
 DESCRIPTION = (
     "LDA by batch CAVI: ELBO curves and optima across restarts, top words, held-out perplexity"
 )
-
-# Checkpoint a running fit at most this often: lambda for R restarts is R*K*V floats.
-_CHECKPOINT_SECONDS = 20.0
 
 
 @dataclass(frozen=True)
@@ -137,18 +139,11 @@ PRESETS = {
 
 def prepare(cfg: Config, data_root=None) -> dict:
     """Load (and check) the corpus and make the splits; nothing is written."""
-    if cfg.corpus:
-        corpus = read_corpus(cfg.corpus, cfg.vocab or None)
-        source = cfg.corpus
-    else:
-        corpus = load_ap(data_root)
-        source = "AP (Blei et al. 2003, lda-c sample data)"
-    if cfg.n_docs is not None:
-        corpus = corpus.subset(np.arange(min(cfg.n_docs, corpus.n_docs)))
+    corpus, source = load_corpus(data_root, cfg.corpus, cfg.vocab, cfg.n_docs)
     corpus, init = _with_init(cfg, corpus)
     if cfg.test_fraction > 0:
-        train, test = corpus.train_test_split(cfg.test_fraction, seed=cfg.seed)
-        observed, heldout = test.completion_split(cfg.observed_fraction, seed=cfg.seed)
+        split = split_corpus(corpus, cfg.test_fraction, cfg.observed_fraction, cfg.seed)
+        train, observed, heldout = split["train"], split["observed"], split["heldout"]
     else:
         train, observed, heldout = corpus, None, None
     return {
@@ -209,71 +204,15 @@ def _with_init(cfg: Config, corpus: Corpus) -> tuple[Corpus, LDA | None]:
     return corpus, model
 
 
-def fit_restart(
-    cfg: Config, k: int, r: int, train: Corpus, rundir, key: str, init: LDA | None = None
-) -> LDA:
-    """Restart r of a K-topic fit (topics drawn from ``default_rng([seed, r])``, or
-    ``init``'s topics and, where cfg leaves them None, its alpha and eta), its running
-    state checkpointed under ``key`` every ~20 s and resumed from there."""
-    model = LDA(
-        n_topics=k,
-        alpha=cfg.alpha if cfg.alpha is not None or init is None else init.alpha_,
-        eta=cfg.eta if cfg.eta is not None or init is None else init.eta_,
+def cavi_settings(cfg: Config) -> CaviSettings:
+    """How each K's restarts are fitted, from the study's settings."""
+    return CaviSettings(
+        restarts=cfg.restarts,
         max_iter=cfg.max_iter,
         tol=cfg.tol,
-        n_restarts=1,
+        alpha=cfg.alpha,
+        eta=cfg.eta,
         seed=cfg.seed,
-    )
-    state = rundir.load_checkpoint(key)
-    if state is None and init is not None:
-        state = model.initial_state(train, lam=init.components_[None])
-    elif state is None:
-        state = model.initial_state(train, restarts=[r])
-    bar = progress(total=cfg.max_iter, desc=f"LDA K={k} restart {r}", unit="iter")
-    bar.update(len(state.history))
-    last_save = time.monotonic()
-
-    def on_iteration(iteration, bound, st):
-        nonlocal last_save
-        bar.update(1)
-        bar.set_postfix(elbo_per_token=f"{bound.max() / train.n_tokens:.4f}")
-        if time.monotonic() - last_save > _CHECKPOINT_SECONDS:
-            rundir.save_checkpoint(key, st)
-            last_save = time.monotonic()
-
-    try:
-        model.fit(train, callback=on_iteration, state=state)
-    finally:
-        bar.close()
-    return model
-
-
-def restart_units(
-    cfg: Config, k: int, train: Corpus, rundir, key: str, init: LDA | None = None
-) -> dict:
-    """The restarts of a K-topic fit as independent units for ``rundir.cached_map``
-    (checkpoint key -> function); join their results with :meth:`LDA.merged`."""
-    return {
-        f"{key}_r{r}": partial(fit_restart, cfg, k, r, train, rundir, f"{key}_r{r}_state", init)
-        for r in range(cfg.restarts)
-    }
-
-
-def fit_restarts(cfg: Config, k: int, train: Corpus, rundir, key: str) -> LDA:
-    """Every restart of a K-topic fit, run on ``rundir``'s dispatcher, as one model."""
-    fits = rundir.cached_map(restart_units(cfg, k, train, rundir, key), desc=f"LDA K={k}")
-    return LDA.merged(list(fits.values()))
-
-
-def restart_histories(model: LDA) -> np.ndarray:
-    """ELBO per iteration (n_iter_, R) of every restart; a restart that converged early
-    keeps its final value for the iterations the others still ran."""
-    return np.stack(
-        [
-            np.pad(r.history, (0, model.n_iter_ - len(r.history)), mode="edge")
-            for r in model.restarts_
-        ],
-        axis=1,
     )
 
 
@@ -322,12 +261,6 @@ def sklearn_elbo(model: LDA, train: Corpus) -> float | None:
     return float(sk._approx_bound(counts, model.gamma_, sub_sampling=False))
 
 
-def top_words(components: np.ndarray, vocab: list[str], n: int) -> list[list[str]]:
-    """The n most probable words of every topic (rows of lambda), most probable first."""
-    order = np.argsort(-components, axis=1)[:, :n]
-    return [[vocab[i] for i in row] for row in order]
-
-
 def coherence(components: np.ndarray, reference: Corpus, n: int) -> dict:
     """UMass and NPMI of every topic's n top words (rows of lambda) in ``reference``, by
     document co-occurrence with :func:`topic_coherence`'s default smoothing: per topic,
@@ -347,7 +280,8 @@ def run(cfg: Config, inputs: dict, rundir):
     per_k, arrays, timings = {}, {}, {}
     # Every restart of every K at once, so that a cluster gets all of them together.
     init = inputs.get("init")
-    units = {k: restart_units(cfg, k, train, rundir, f"fit_K{k}", init) for k in cfg.topics}
+    settings = cavi_settings(cfg)
+    units = {k: restart_units(settings, k, train, rundir, f"fit_K{k}", init) for k in cfg.topics}
     fits = rundir.cached_map(
         {key: fn for per_k_units in units.values() for key, fn in per_k_units.items()},
         timings,

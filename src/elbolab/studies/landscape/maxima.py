@@ -7,13 +7,15 @@ import numpy as np
 import torch
 
 from ...landscape import LDAObjective, align, apply_permutation, distance_matrix
-from .. import lda as lda_study
+from ..lda_runs import CaviSettings, fit_restarts, restart_histories
 from .config import Config
 
 
 def fit_maxima(cfg: Config, k: int, restarts: int, max_iter: int, train, rundir, key: str) -> dict:
-    fit_cfg = lda_study.Config(
-        topics=(k,),
+    """``restarts`` CAVI fits of K topics (at most ``max_iter`` iterations, the other
+    settings from ``cfg``), run as units under ``key``: their topics lambda (R, K, V),
+    ELBO histories, and the priors."""
+    settings = CaviSettings(
         restarts=restarts,
         max_iter=max_iter,
         tol=cfg.tol,
@@ -21,10 +23,10 @@ def fit_maxima(cfg: Config, k: int, restarts: int, max_iter: int, train, rundir,
         eta=cfg.eta,
         seed=cfg.seed,
     )
-    model = lda_study.fit_restarts(fit_cfg, k, train, rundir, key)
+    model = fit_restarts(settings, k, train, rundir, key)
     return {
         "lam": np.stack([r.components for r in model.restarts_]),
-        "history": lda_study.restart_histories(model),
+        "history": restart_histories(model),
         "n_iter": [len(r.history) for r in model.restarts_],
         "converged": [len(r.history) < max_iter for r in model.restarts_],
         "alpha": model.alpha_,

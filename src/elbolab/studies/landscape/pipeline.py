@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ...landscape import LDAObjective
-from .. import lda as lda_study
+from ..lda_runs import load_corpus, split_corpus
 from .config import Config
 from .maxima import choose_pair, endpoint_vectors, fit_maxima, more_pairs
 from .maxima_from_paths import polish_pair, polish_path_peak
@@ -30,15 +30,12 @@ from .sweeps import sweep_units, sweeps_by_name
 
 def prepare(cfg: Config, data_root=None) -> dict:
     """The AP corpus, its document split and the two completion splits; writes nothing."""
-    inputs = lda_study.prepare(
-        lda_study.Config(
-            test_fraction=cfg.test_fraction,
-            observed_fraction=cfg.observed_fraction,
-            n_docs=cfg.n_docs,
-            seed=cfg.seed,
-        ),
-        data_root,
-    )
+    corpus, source = load_corpus(data_root, n_docs=cfg.n_docs)
+    inputs = {
+        "source": source,
+        "corpus": corpus,
+        **split_corpus(corpus, cfg.test_fraction, cfg.observed_fraction, cfg.seed),
+    }
     train = inputs["train"]
     rng = np.random.default_rng([cfg.seed, 1])
     chosen = np.sort(rng.choice(train.n_docs, min(cfg.train_score_docs, train.n_docs), False))

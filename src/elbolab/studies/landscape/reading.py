@@ -8,7 +8,7 @@ import numpy as np
 
 from ...diagnostics import topic_coherence
 from ...landscape import linear_path
-from .. import lda as lda_study
+from ..lda_runs import top_words
 from .config import Config
 
 
@@ -55,6 +55,6 @@ def coherence_along(prof, pivots, xa, xb, train, top_n: int) -> dict:
 def _top_words_along(lam_path: np.ndarray, idx: list[int], vocab, n: int) -> list:
     """Top-n words of every topic (rows) at the chosen pivots (columns)."""
     return [
-        [" ".join(lda_study.top_words(lam_path[i], vocab, n)[k]) for i in idx]
+        [" ".join(top_words(lam_path[i], vocab, n)[k]) for i in idx]
         for k in range(lam_path.shape[1])
     ]
