@@ -25,6 +25,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from .errors import ConfigError, DataError, NumericalError
@@ -32,8 +33,10 @@ from .errors import ConfigError, DataError, NumericalError
 __all__ = [
     "MAX_CONCENTRATION",
     "MAX_COUNT",
+    "array_or_tensor",
     "concentration",
     "count_data",
+    "count_matrix",
     "data_matrix",
     "device",
     "diagonal_prior",
@@ -237,6 +240,15 @@ def numpy_rng(value, name: str = "seed") -> np.random.Generator:
     )
 
 
+def array_or_tensor(value, name: str) -> np.ndarray | torch.Tensor:
+    """``value`` itself if it is a ``torch.Tensor`` or a numpy array; anything else (a
+    nested list, a scalar, None) is a ConfigError naming ``name``. For arguments that
+    are a batch of data, where a list is more likely a mistake than data."""
+    if not isinstance(value, (torch.Tensor, np.ndarray)):
+        raise ConfigError(f"{name} must be a tensor or numpy array, got {type(value).__name__}")
+    return value
+
+
 def path(value, name: str) -> Path:
     """A file path (str or os.PathLike); anything else (None, a number) is refused."""
     if isinstance(value, (str, os.PathLike)) and str(value) != "":
@@ -363,33 +375,112 @@ def value_checks_enabled() -> bool:
     return _VALUE_CHECKS.get()
 
 
+def _first_bad_count(data: np.ndarray) -> tuple[int, str] | None:
+    """Index of the first value of ``data`` (int, uint or float) that is not a count up
+    to :data:`MAX_COUNT`, with what is wrong with it; None if all are counts."""
+    if data.size == 0:
+        return None
+    too_large = data > MAX_COUNT
+    if data.dtype.kind == "f":
+        bad = ~np.isfinite(data) | (data < 0) | (data != np.round(data)) | too_large
+    else:
+        bad = (data < 0) | too_large
+    hit = np.flatnonzero(bad)
+    if hit.size == 0:
+        return None
+    i = int(hit[0])
+    value = data[i]
+    if data.dtype.kind == "f" and not np.isfinite(value):
+        return i, "NaN or infinite"
+    if value < 0:
+        return i, "a negative count"
+    if value > MAX_COUNT:
+        return i, "above 2**53, where counts stop being exact in float64"
+    return i, "a non-integer count"
+
+
+def _as_counts(data: np.ndarray, name: str, error: type) -> np.ndarray:
+    """A copy of ``data`` (values already checked) as int64, int32 kept; ``error`` naming
+    ``name`` if their total is above :data:`MAX_COUNT`."""
+    out = data.astype(np.int32 if data.dtype == np.int32 else np.int64)  # always a copy
+    # Summed in float64: no int64 wrap-around can hide an overflow.
+    if float(out.sum(dtype=np.float64)) > MAX_COUNT:
+        raise error(f"{name}: the counts sum to more than 2**53 tokens")
+    return out
+
+
 def count_data(data: np.ndarray, name: str = "counts") -> np.ndarray:
     """The stored values of a count matrix as int64: non-negative integers, each count and
-    their total at most :data:`MAX_COUNT` (2**53, exact in float64), else DataError."""
+    their total at most :data:`MAX_COUNT` (2**53, exact in float64), else DataError.
+    For a whole matrix, with the row and column of a bad entry, see :func:`count_matrix`."""
     data = np.asarray(data)
-    if data.dtype.kind == "b":
-        return data.astype(np.int64)
-    if data.dtype.kind not in "iuf":
+    if data.dtype.kind not in "biuf":
         raise DataError(f"{name} must be non-negative integers, got dtype {data.dtype}")
-    if data.size == 0:
-        return data.astype(np.int64)
-    if data.dtype.kind == "f":
-        if not np.all(np.isfinite(data)):
-            raise DataError(f"{name} must be non-negative integers; found NaN or infinity")
-        if np.any(data != np.round(data)):
-            raise DataError(f"{name} must be non-negative integers; found non-integer values")
-    if data.min() < 0:
-        raise DataError(f"{name} must be non-negative integers; found a negative count")
-    top = data.max()
-    if top > MAX_COUNT:
+    if data.dtype.kind == "b":
+        data = data.astype(np.int64)
+    bad = _first_bad_count(data)
+    if bad is not None:
+        i, reason = bad
         raise DataError(
-            f"{name}: a count of {top:.6g} is above 2**53, where counts stop being exact in float64"
+            f"{name} must be non-negative integers up to 2**53; found {data[i]:g}, {reason}"
         )
-    data = data.astype(np.int64)
-    # Summed in float64: no int64 wrap-around can hide an overflow.
-    if float(data.sum(dtype=np.float64)) > MAX_COUNT:
-        raise DataError(f"{name}: the counts sum to more than 2**53 tokens")
-    return data
+    return _as_counts(data, name, DataError).astype(np.int64, copy=False)
+
+
+def count_matrix(X, name: str, error: type = DataError) -> sp.csr_matrix:
+    """A (D, V) matrix of word counts as a new canonical CSR matrix (the caller's is never
+    changed): the one check of count data that every layer uses.
+
+    ``X`` is a scipy sparse matrix or array, or a dense array (nested lists included) of
+    non-negative integers: any integer or bool dtype, or floats that are whole numbers.
+    The result holds int64 counts (int32 ones stay int32) in canonical form: sorted
+    column indices, no duplicate entries (summed), no stored zeros. Empty matrices are
+    accepted; refusing them is for the caller.
+
+    Raises ``error`` naming ``name``: None or a string, ragged nested lists, not 2-D, a
+    dtype that is not numbers, an entry that is negative, fractional, not finite or
+    above :data:`MAX_COUNT` (``X[row, column] = value``), or counts whose total is above
+    :data:`MAX_COUNT`.
+    """
+    need = f"{name} must be a 2-D (documents x words) count matrix"
+    if X is None or isinstance(X, (str, bytes)):
+        raise error(f"{need}, got {_what(X)}")
+    if sp.issparse(X):
+        mat = sp.csr_matrix(X)
+    else:
+        try:
+            arr = np.asarray(X)
+        except ValueError as exc:  # ragged nested lists
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise error(f"{need}: {first}") from None
+        if arr.ndim != 2:
+            raise error(f"{need}, got shape {arr.shape}")
+        if arr.dtype.kind not in "biuf":
+            raise error(
+                f"{name} must hold integer counts (an integer dtype), got dtype {arr.dtype}"
+            )
+        mat = sp.csr_matrix(arr)
+    if mat.ndim != 2:
+        raise error(f"{need}, got shape {mat.shape}")
+    data = mat.data
+    if data.dtype.kind not in "biuf":
+        raise error(f"{name} must hold integer counts (an integer dtype), got dtype {data.dtype}")
+    if data.dtype.kind == "b":
+        data = data.astype(np.int64)
+    bad = _first_bad_count(data)
+    if bad is not None:
+        i, reason = bad
+        row = int(np.searchsorted(mat.indptr, i, side="right")) - 1
+        raise error(
+            f"{name}[{row}, {int(mat.indices[i])}] = {data[i]:g} is {reason}; counts must be "
+            "non-negative integers up to 2**53 (counts of words, not tf-idf weights)"
+        )
+    data = _as_counts(data, name, error)
+    out = sp.csr_matrix((data, mat.indices.copy(), mat.indptr.copy()), shape=mat.shape)
+    out.sum_duplicates()  # also sorts the indices
+    out.eliminate_zeros()
+    out.sort_indices()
+    return out
 
 
 # ----------------------------------------------------------------------- numbers

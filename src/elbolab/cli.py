@@ -261,7 +261,6 @@ def _lda_transform(args) -> int:
     """Topic proportions (gamma normalized per document) of a corpus under a saved model."""
     from .files import atomic_write
     from .models import LDA
-    from .models.lda import map_vocabulary, pad_vocabulary
     from .studies.lda import corpus_has_vocab
 
     out = args.out
@@ -274,35 +273,15 @@ def _lda_transform(args) -> int:
     model = LDA.load(args.model)
     corpus = data.read_corpus(args.corpus, args.vocab)
     has_vocab = corpus_has_vocab(args.corpus, args.vocab)
-    n_words = model.components_.shape[1]
+    try:
+        counts, dropped, unknown = model.counts_for(corpus, by_word=has_vocab)
+    except DataError as err:
+        raise DataError(f"{err} (model {args.model})", args.corpus) from None
     if has_vocab and model.vocab_ is not None:
-        counts, dropped, unknown = map_vocabulary(corpus.counts, corpus.vocab, model.vocab_)
-        if dropped == corpus.n_tokens:
-            raise DataError(
-                f"none of the corpus's {corpus.n_words} words is in the vocabulary of "
-                f"{args.model}; is --vocab the right file?",
-                args.corpus,
-            )
         print(
             f"dropped {dropped} of {corpus.n_tokens} tokens ({unknown} distinct words "
             "unknown to the model)"
         )
-    elif has_vocab and corpus.n_words != n_words:
-        raise DataError(
-            f"the corpus has {corpus.n_words} words but the model {args.model} has "
-            f"{n_words} and no vocabulary to map words by",
-            args.corpus,
-        )
-    elif corpus.n_words > n_words:
-        raise DataError(
-            f"the corpus has word ids up to {corpus.n_words - 1} but the model "
-            f"{args.model} has {n_words} words (ids 0 to {n_words - 1})",
-            args.corpus,
-        )
-    else:
-        # No vocabulary on one side: word ids are the model's (read_ldac gives a corpus
-        # without a vocabulary file the width of its largest id, so it may be narrower).
-        counts = pad_vocabulary(corpus.counts, n_words)
     gamma = model.transform(counts)
     theta = gamma / gamma.sum(1, keepdims=True)
     names = corpus.doc_ids if corpus.doc_ids is not None else range(corpus.n_docs)

@@ -67,7 +67,7 @@ def test_from_sklearn_refuses_bad_input(vectorized):
         Corpus.from_sklearn(np.ones((1, 3), dtype=int), ["cat", "dog", "cat"])
     with pytest.raises(ConfigError, match=r"vectorizer_or_vocab must be a fitted vectorizer"):
         Corpus.from_sklearn(X, "cat dog")
-    with pytest.raises(ConfigError, match=r"X must be 2-D"):
+    with pytest.raises(ConfigError, match=r"X must be a 2-D"):
         Corpus.from_sklearn(np.ones(3, dtype=int), ["a", "b", "c"])
     with pytest.raises(ConfigError, match=r"X must hold integer counts"):
         Corpus.from_sklearn(np.array([["1", "2"]]), ["a", "b"])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from elbolab.data import lda_corpus
+from elbolab.data import Corpus, lda_corpus
 from elbolab.errors import ConfigError, DataError
 from elbolab.models import LDA
 from elbolab.models.lda import map_vocabulary, pad_vocabulary
@@ -146,3 +146,33 @@ def test_pad_vocabulary_keeps_ids():
     np.testing.assert_array_equal(pad_vocabulary(counts, 4).toarray(), [[1, 0, 0, 0], [0, 2, 0, 0]])
     with pytest.raises(DataError, match="word ids up to 1"):
         pad_vocabulary(counts, 1)
+
+
+def test_counts_for_maps_a_new_corpus_onto_the_models_words(fitted, saved):
+    _, corpus = fitted
+    loaded = LDA.load(saved)  # knows its words
+    # The new corpus lists the words in reverse and adds one the model never saw.
+    part = corpus.subset(np.arange(4))
+    extra = np.array([[2], [0], [1], [0]])
+    new = Corpus.from_dense(
+        np.hstack([part.to_dense()[:, ::-1], extra]), vocab=[*corpus.vocab[::-1], "unseen"]
+    )
+    counts, dropped, unknown = loaded.counts_for(new)
+    np.testing.assert_array_equal(counts.toarray(), part.to_dense())
+    assert (dropped, unknown) == (3, 1)
+    strangers = Corpus.from_dense(np.ones((2, 2), int), vocab=["x", "y"])
+    with pytest.raises(DataError, match="none of the corpus's 2 words"):
+        loaded.counts_for(strangers)
+
+
+def test_counts_for_without_words_keeps_ids_and_checks_widths(fitted):
+    model, corpus = fitted  # fitted here, so it knows no words
+    narrow = Corpus.from_dense(np.array([[1, 0, 2]]))
+    counts, dropped, unknown = model.counts_for(narrow, by_word=False)
+    assert counts.shape == (1, corpus.n_words) and (dropped, unknown) == (0, 0)
+    np.testing.assert_array_equal(counts.toarray()[0, :4], [1, 0, 2, 0])
+    with pytest.raises(DataError, match="has 3 words but the model has 25 and no vocabulary"):
+        model.counts_for(narrow)
+    wide = Corpus.from_dense(np.ones((1, corpus.n_words + 1), int))
+    with pytest.raises(DataError, match=f"word ids up to {corpus.n_words}"):
+        model.counts_for(wide, by_word=False)

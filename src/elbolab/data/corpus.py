@@ -27,40 +27,6 @@ if TYPE_CHECKING:
 __all__ = ["Corpus"]
 
 
-def _as_canonical_csr(counts) -> sp.csr_matrix:
-    """Return ``counts`` as a canonical integer ``csr_matrix`` or raise DataError.
-
-    Canonical means sorted column indices, no duplicate entries and no stored zeros, so
-    that ``counts.data`` holds exactly the non-zero n_dw and two equal corpora have equal
-    arrays (the token-level split and the writers rely on this).
-    """
-    if sp.issparse(counts):
-        mat = sp.csr_matrix(counts)
-    else:
-        arr = np.asarray(counts)
-        if arr.ndim != 2:
-            raise DataError(f"counts must be 2-D (documents x words), got shape {arr.shape}")
-        if arr.dtype.kind not in "biuf":
-            raise DataError(f"counts must have an integer dtype, got {arr.dtype}")
-        mat = sp.csr_matrix(arr)
-    if mat.ndim != 2:
-        raise DataError(f"counts must be 2-D (documents x words), got shape {mat.shape}")
-    data = mat.data
-    if data.dtype.kind not in "biuf":
-        raise DataError(f"counts must have an integer dtype, got {data.dtype}")
-    # Integral floats are accepted (never rounded silently); every count and the total
-    # must stay <= 2**53 so that n_tokens and doc_lengths cannot overflow int64.
-    data = checks.count_data(data, "counts")
-    if mat.data.dtype == np.int32:
-        data = data.astype(np.int32)  # int32 counts stay int32 (they fit by definition)
-    # Rebuild with the cleaned data so we never mutate the caller's matrix in place.
-    mat = sp.csr_matrix((data, mat.indices.copy(), mat.indptr.copy()), shape=mat.shape)
-    mat.sum_duplicates()  # also sorts indices
-    mat.eliminate_zeros()
-    mat.sort_indices()
-    return mat
-
-
 @dataclass(eq=False)
 class Corpus:
     """A bag-of-words corpus: sparse counts, vocabulary and optional document ids.
@@ -70,7 +36,10 @@ class Corpus:
     counts : (D, V) scipy.sparse.csr_matrix of int64 or int32
         ``counts[d, w]`` = n_dw, the number of times word ``w`` occurs in document ``d``.
         Any sparse matrix or dense array of non-negative integers is accepted and stored in
-        canonical CSR form (sorted indices, no duplicates, no explicit zeros).
+        canonical CSR form (sorted indices, no duplicates, no explicit zeros; see
+        :func:`elbolab.checks.count_matrix`), so that ``counts.data`` holds exactly the
+        non-zero n_dw and two equal corpora have equal arrays (the token-level split and
+        the writers rely on this).
     vocab : list of str, length V
         ``vocab[w]`` is the word with id ``w``. Words must be unique.
     doc_ids : list of str of length D, or None
@@ -87,7 +56,7 @@ class Corpus:
     doc_ids: Sequence[str] | None = None  # stored as a list of str
 
     def __post_init__(self):
-        self.counts = _as_canonical_csr(self.counts)
+        self.counts = checks.count_matrix(self.counts, "counts")
         if isinstance(self.vocab, (str, bytes)) or not hasattr(self.vocab, "__iter__"):
             raise DataError(f"vocab must be a list of words, got {type(self.vocab).__name__}")
         if self.doc_ids is not None and (
@@ -160,12 +129,10 @@ class Corpus:
             Defaults to ``["w0", "w1", ...]``.
         doc_ids : list of str of length D, optional
         """
-        arr = np.asarray(array)
-        if arr.ndim != 2:
-            raise DataError(f"counts must be 2-D (documents x words), got shape {arr.shape}")
+        counts = checks.count_matrix(array, "counts")
         if vocab is None:
-            vocab = [f"w{i}" for i in range(arr.shape[1])]
-        return cls(arr, list(vocab), doc_ids)
+            vocab = [f"w{i}" for i in range(counts.shape[1])]
+        return cls(counts, list(vocab), doc_ids)
 
     @classmethod
     def from_sklearn(
@@ -201,35 +168,10 @@ class Corpus:
             (with its row and column), or doc_ids of the wrong length.
         """
         vocab = _sklearn_words(vectorizer_or_vocab)
-        if sp.issparse(X):
-            mat = sp.csr_matrix(X)
-        else:
-            try:
-                arr = np.asarray(X)
-            except ValueError as exc:  # ragged nested lists
-                raise ConfigError(f"X must be a 2-D array of counts: {exc}") from None
-            if arr.ndim != 2:
-                raise ConfigError(f"X must be 2-D (documents x words), got shape {arr.shape}")
-            if arr.dtype.kind not in "biuf":
-                raise ConfigError(f"X must hold integer counts, got dtype {arr.dtype}")
-            mat = sp.csr_matrix(arr)
-        if mat.dtype.kind not in "biuf":
-            raise ConfigError(f"X must hold integer counts, got dtype {mat.dtype}")
+        mat = checks.count_matrix(X, "X", ConfigError)
         if mat.shape[1] != len(vocab):
             raise ConfigError(
                 f"X has {mat.shape[1]} columns but vectorizer_or_vocab has {len(vocab)} words"
-            )
-        data = mat.data
-        bad = data < 0
-        if data.dtype.kind == "f":
-            bad |= ~np.isfinite(data) | (data != np.round(data))
-        hit = np.flatnonzero(bad)
-        if hit.size:
-            k = int(hit[0])
-            row = int(np.searchsorted(mat.indptr, k, side="right")) - 1
-            raise ConfigError(
-                f"X[{row}, {int(mat.indices[k])}] = {data[k]:g}: counts must be non-negative "
-                "integers (CountVectorizer output, not tf-idf weights)"
             )
         if doc_ids is not None:
             if isinstance(doc_ids, (str, bytes)) or not hasattr(doc_ids, "__len__"):

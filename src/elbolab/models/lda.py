@@ -53,6 +53,7 @@ import scipy.sparse as sp
 import torch
 
 from .. import checks
+from ..data.corpus import Corpus
 from ..errors import ConfigError, DataError, NumericalError
 from ..files import atomic_write
 from . import _lda_kernels as kernels
@@ -126,34 +127,19 @@ def _as_csr(X, name: str = "X") -> sp.csr_matrix:
     """Accept a Corpus (anything with ``.counts``) or a scipy sparse / dense count matrix.
 
     Returns a float64 CSR copy (never the caller's matrix); refuses with DataError naming
-    ``name`` anything else: None, not 2-D, no documents or words, or counts that are not
-    non-negative integers up to 2**53 in total (:func:`elbolab.checks.count_data`).
+    ``name`` anything else: None, no documents or words, or what
+    :func:`elbolab.checks.count_matrix` refuses (not 2-D, counts that are not
+    non-negative integers up to 2**53 in total).
     """
     X = getattr(X, "counts", X)
-    if X is None or isinstance(X, (str, bytes)):
-        raise DataError(f"{name} must be a Corpus or a (D, V) count matrix, got {X!r}")
-    if sp.issparse(X):
-        mat = sp.csr_matrix(X)
-    else:
-        try:
-            arr = np.asarray(X)
-        except ValueError as exc:
-            raise DataError(f"{name} must be a (D, V) count matrix: {exc}") from None
-        if arr.ndim != 2:
-            raise DataError(f"{name} must be a 2-D (D, V) count matrix, got shape {arr.shape}")
-        if arr.dtype.kind not in "biuf":
-            raise DataError(f"{name} must hold non-negative integer counts, got dtype {arr.dtype}")
-        mat = sp.csr_matrix(arr)
+    if X is None:
+        raise DataError(f"{name} must be a Corpus or a (D, V) count matrix, got None")
+    mat = checks.count_matrix(X, name)
     if mat.shape[0] == 0:
         raise DataError(f"{name}: the corpus has no documents")
     if mat.shape[1] == 0:
         raise DataError(f"{name}: the corpus has no words (V = 0)")
-    data = checks.count_data(mat.data, f"{name} counts").astype(np.float64)
-    X = sp.csr_matrix((data, mat.indices.copy(), mat.indptr.copy()), shape=mat.shape)
-    X.eliminate_zeros()
-    X.sum_duplicates()
-    X.sort_indices()
-    return X
+    return mat.astype(np.float64)
 
 
 def elbo(X, lam: torch.Tensor, gamma: torch.Tensor, alpha: float, eta: float) -> torch.Tensor:
@@ -652,6 +638,54 @@ class LDA:
         tolerance.
         """
         return self._infer(X, "LDA.score")[1]
+
+    def counts_for(self, corpus: Corpus, *, by_word: bool = True) -> tuple[sp.csr_matrix, int, int]:
+        """The counts of a new corpus on this model's columns, for :meth:`transform`.
+
+        Parameters
+        ----------
+        corpus : Corpus
+            New documents; their vocabulary need not be the model's.
+        by_word : bool
+            The corpus's words are real words (read with a vocabulary file). When the
+            model has a vocabulary (``vocab_``), counts move to the model's column of
+            the same word and the tokens of words it lacks are dropped; without one,
+            the corpus must have the model's width. False: the corpus's word ids are
+            the model's (an lda-c file read without a vocabulary, which is as wide as
+            its largest id, so missing columns are added as zeros).
+
+        Returns
+        -------
+        counts : (D, V) float64 CSR
+            V is the model's number of words.
+        dropped_tokens, dropped_words : int
+            Tokens (and distinct words) of words the model lacks; 0 unless mapped by word.
+
+        Raises
+        ------
+        DataError
+            No word of the corpus is in the model's vocabulary; a corpus of another
+            width than a model without vocabulary; word ids beyond the model's.
+        """
+        self._check_fitted("LDA.counts_for: this LDA")
+        if not isinstance(corpus, Corpus):
+            raise ConfigError(f"corpus must be a Corpus, got {type(corpus).__name__}")
+        n_words = self.components_.shape[1]
+        vocab = getattr(self, "vocab_", None)  # set by load; a fit knows no words
+        if by_word and vocab is not None:
+            counts, dropped, unknown = map_vocabulary(corpus.counts, corpus.vocab, vocab)
+            if dropped == corpus.n_tokens:
+                raise DataError(
+                    f"none of the corpus's {corpus.n_words} words is in the model's vocabulary; "
+                    "is the corpus's vocabulary the right one?"
+                )
+            return counts, dropped, unknown
+        if by_word and corpus.n_words != n_words:
+            raise DataError(
+                f"the corpus has {corpus.n_words} words but the model has {n_words} and no "
+                "vocabulary to map words by"
+            )
+        return pad_vocabulary(corpus.counts, n_words), 0, 0
 
     def completion_log_likelihood(
         self, observed: Counts | np.ndarray, heldout: Counts | np.ndarray

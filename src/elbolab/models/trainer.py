@@ -33,7 +33,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 
 from .. import checks
@@ -76,9 +75,9 @@ def _check_losses(losses: torch.Tensor, first: int, epoch: int, lr: float) -> No
 
 
 def _data(a, name: str, width: int | None) -> torch.Tensor:
-    if not isinstance(a, (torch.Tensor, np.ndarray)):
-        raise ConfigError(f"{name} must be a tensor or numpy array, got {type(a).__name__}")
-    return checks.data_matrix(a, name, width=width, shape_error=ConfigError)
+    return checks.data_matrix(
+        checks.array_or_tensor(a, name), name, width=width, shape_error=ConfigError
+    )
 
 
 def _check_state_fits(state, model: torch.nn.Module) -> None:
