@@ -29,14 +29,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import checks
-from ..data import Corpus
-from ..data.formats import _uci_vocab_path
-from ..diagnostics import best_dirichlet_prior, dirichlet_surgery, topic_coherence
-from ..errors import ConfigError, DataError
-from ..models import LDA
-from ..models.lda import pad_vocabulary
-from .lda_runs import (
+from ... import checks
+from ...data import Corpus
+from ...data.formats import _uci_vocab_path
+from ...diagnostics import best_dirichlet_prior, dirichlet_surgery, topic_coherence
+from ...errors import ConfigError, DataError
+from ...models import LDA
+from ...models.lda import pad_vocabulary
+from ..lda_runs import (
     CaviSettings,
     load_corpus,
     restart_histories,
@@ -442,7 +442,7 @@ def _start_sentence(init: str | None) -> str:
 
 def render(rundir):
     """Figures and report from config.json, metrics.json and arrays.npz."""
-    from ..report import Report, plots
+    from ...report import Report, plots
 
     metrics = rundir.read_json("metrics.json")
     arrays = rundir.load_arrays()
@@ -571,7 +571,7 @@ def _coherence_cell(result: dict, key: str) -> str:
 
 
 def claims(cfg: Config, metrics: dict) -> list:
-    from .claims import NOT_CHECKED, Claim, verdict
+    from ..claims import NOT_CHECKED, Claim, verdict
 
     per_k = {int(k): r for k, r in metrics["per_k"].items()}
     ks = sorted(per_k)
