@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import struct
@@ -159,3 +160,29 @@ def write_tiny_root(root: Path, seed: int = 0) -> TinyData:
 def tiny_data(tmp_path_factory) -> TinyData:
     """The tiny data root (see the module docstring), written once per session."""
     return write_tiny_root(tmp_path_factory.mktemp("tiny_data") / "data")
+
+
+@pytest.fixture
+def interrupt_at_checkpoint():
+    """``with interrupt_at_checkpoint(n):`` the n-th checkpoint that a RunDir saves in the
+    block is written, and then KeyboardInterrupt is raised, as ^C would be there."""
+    from elbolab.report import RunDir
+
+    original = RunDir.save_checkpoint
+
+    @contextlib.contextmanager
+    def interrupting(n: int):
+        saves = 0
+
+        def save_then_die(self, key, obj):
+            nonlocal saves
+            original(self, key, obj)
+            saves += 1
+            if saves == n:
+                raise KeyboardInterrupt
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(RunDir, "save_checkpoint", save_then_die)
+            yield
+
+    return interrupting

@@ -10,7 +10,6 @@ import pytest
 from elbolab import cli
 from elbolab.data import lda_corpus, write_ldac
 from elbolab.landscape import LDAObjective
-from elbolab.report import RunDir
 from elbolab.studies import lda_runs
 
 
@@ -91,26 +90,18 @@ def test_second_run_into_full_directory_is_refused(tiny, tmp_path, capsys):
     assert run(*fit_args(tiny, out, "--overwrite")) == 0
 
 
-def test_resume_after_interruption_gives_the_same_numbers(tiny, tmp_path, monkeypatch):
+def test_resume_after_interruption_gives_the_same_numbers(
+    tiny, tmp_path, monkeypatch, interrupt_at_checkpoint
+):
     clean = tmp_path / "clean"
     assert run(*fit_args(tiny, clean)) == 0
 
-    # Checkpoint every iteration and die (as ^C would) after the third checkpoint.
+    # Checkpoint every iteration and die (as ^C would) at the third checkpoint.
     monkeypatch.setattr(lda_runs, "_CHECKPOINT_SECONDS", -1.0)
-    saves = {"n": 0}
-    original = RunDir.save_checkpoint
-
-    def save_then_die(self, key, obj):
-        original(self, key, obj)
-        saves["n"] += 1
-        if saves["n"] == 3:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(RunDir, "save_checkpoint", save_then_die)
     broken = tmp_path / "broken"
-    assert run(*fit_args(tiny, broken)) == 130
+    with interrupt_at_checkpoint(3):
+        assert run(*fit_args(tiny, broken)) == 130
     assert not (broken / "metrics.json").exists()
-    monkeypatch.setattr(RunDir, "save_checkpoint", original)
     assert run(*fit_args(tiny, broken, "--resume")) == 0
 
     a = json.loads((clean / "metrics.json").read_text())

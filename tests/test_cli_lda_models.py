@@ -10,7 +10,6 @@ import pytest
 from elbolab import cli
 from elbolab.data import lda_corpus, write_ldac
 from elbolab.models import LDA
-from elbolab.report import RunDir
 from elbolab.studies import lda_runs
 
 K = 3
@@ -66,24 +65,16 @@ def test_fit_prints_the_model_path(files, tmp_path, capsys):
     assert f"model: {model}" in capsys.readouterr().out.splitlines()
 
 
-def test_resumed_run_writes_the_same_model_file(files, fitted, tmp_path, monkeypatch):
+def test_resumed_run_writes_the_same_model_file(
+    files, fitted, tmp_path, monkeypatch, interrupt_at_checkpoint
+):
     # Checkpoint every iteration and die (as ^C would) at the third checkpoint.
     monkeypatch.setattr(lda_runs, "_CHECKPOINT_SECONDS", -1.0)
-    original = RunDir.save_checkpoint
-    saves = {"n": 0}
-
-    def save_then_die(self, key, obj):
-        original(self, key, obj)
-        saves["n"] += 1
-        if saves["n"] == 3:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(RunDir, "save_checkpoint", save_then_die)
     out = tmp_path / "broken"
     args = ("--topics", K, "--iters", 15, "--alpha", 0.4)
-    assert fit(files, out, *args) == 130
+    with interrupt_at_checkpoint(3):
+        assert fit(files, out, *args) == 130
     assert not (out / "models").exists()
-    monkeypatch.setattr(RunDir, "save_checkpoint", original)
     assert fit(files, out, *args, "--resume") == 0
     name = f"models/lda-k{K}.npz"
     assert (out / name).read_bytes() == (fitted / name).read_bytes()
