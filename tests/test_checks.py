@@ -1,4 +1,4 @@
-"""checks.count_matrix: the one check of count data (Corpus, Corpus.from_sklearn, LDA)."""
+"""The ground floor's checks: count matrices (Corpus, Corpus.from_sklearn, LDA) and output files."""
 
 import numpy as np
 import pytest
@@ -48,3 +48,11 @@ def test_count_matrix_names_the_bad_entry(value, reason, sparse):
 def test_count_matrix_refuses_what_is_not_a_count_matrix(value, message):
     with pytest.raises(DataError, match=message):
         checks.count_matrix(value, "X")
+
+
+def test_output_file_refuses_a_directory_and_a_non_path(tmp_path):
+    assert checks.output_file(tmp_path / "m.pt", "path", "model.pt") == tmp_path / "m.pt"
+    with pytest.raises(ConfigError, match="is a directory; give a file name such as model.pt"):
+        checks.output_file(tmp_path, "path", "model.pt")
+    with pytest.raises(ConfigError, match="path must be a file path"):
+        checks.output_file(None, "path", "model.pt")

@@ -47,6 +47,7 @@ __all__ = [
     "is_real",
     "number",
     "numpy_rng",
+    "output_file",
     "path",
     "positive",
     "probability",
@@ -254,6 +255,15 @@ def path(value, name: str) -> Path:
     if isinstance(value, (str, os.PathLike)) and str(value) != "":
         return Path(value)
     raise ConfigError(f"{name} must be a file path (str or os.PathLike), got {_what(value)}")
+
+
+def output_file(value, name: str, example: str) -> Path:
+    """A path (:func:`path`) to write a file to: not an existing directory (the message
+    suggests a file name such as ``example``)."""
+    target = path(value, name)
+    if target.is_dir():
+        raise ConfigError(f"{name} {target} is a directory; give a file name such as {example}")
+    return target
 
 
 # ----------------------------------------------------------------------------- data

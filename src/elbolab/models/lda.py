@@ -774,9 +774,7 @@ class LDA:
             V distinct strings; nothing is written then.
         """
         self._check_fitted("LDA.save: this LDA")
-        target = checks.path(path, "path")
-        if target.is_dir():
-            raise ConfigError(f"path {target} is a directory; give a file name such as lda.npz")
+        target = checks.output_file(path, "path", "lda.npz")
         components = np.ascontiguousarray(self.components_, dtype=np.float64)
         arrays = {
             "components": components,

@@ -373,15 +373,13 @@ def save(model: nn.Module, path: str | os.PathLike) -> Path:
     it without unpickling any Python object. The write is atomic
     (:func:`elbolab.files.atomic_write`): a failure leaves the previous file or none.
     """
-    target = checks.path(path, "path")
+    target = checks.output_file(path, "path", "model.pt")
     kind_name = next((n for n, k in _KINDS.items() if type(model) is k.cls), None)
     if kind_name is None:
         raise ConfigError(
             f"cannot save a {type(model).__module__}.{type(model).__qualname__}: "
             f"elbolab.models.save supports {', '.join(_KINDS)}"
         )
-    if target.is_dir():
-        raise ConfigError(f"path {target} is a directory; give a file name such as model.pt")
     kind = _KINDS[kind_name]
     spec = kind.spec(model)
     problem = _check_spec(spec, kind.fields, "spec")
