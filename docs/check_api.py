@@ -14,7 +14,16 @@ import sys
 import zlib
 from pathlib import Path
 
-PACKAGES = ["distributions", "data", "models", "objectives", "diagnostics", "landscape", "report"]
+PACKAGES = [
+    "distributions",
+    "optimize",
+    "data",
+    "models",
+    "objectives",
+    "diagnostics",
+    "landscape",
+    "report",
+]
 
 
 def documented(site: Path) -> set[str]:

@@ -2,7 +2,8 @@
 
 Layers, lowest first (a module may import its own layer and those below it):
 
-0. the ground floor: ``errors``, ``checks``, ``files``, ``progress``, ``distributions``
+0. the ground floor: ``errors``, ``checks``, ``files``, ``progress``, ``distributions``,
+   ``optimize``
 1. ``data``, and ``_types`` (the typing aliases, which name data's ``Corpus``)
 2. ``models``
 3. ``objectives``
@@ -33,6 +34,7 @@ LAYERS = {
     "files": 0,
     "progress": 0,
     "distributions": 0,
+    "optimize": 0,
     "data": 1,
     "_types": 1,
     "models": 2,
