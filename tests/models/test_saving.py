@@ -142,10 +142,10 @@ def test_linear_vae_round_trip(tmp_path):
         assert isinstance(r.log_sigma2, torch.nn.Parameter) == learn
         assert r.W.dtype == torch.float64
         with torch.no_grad():
-            assert torch.equal(m.encoder(x).mean, r.encoder(x).mean)
-            assert torch.equal(m.encoder(x).stddev, r.encoder(x).stddev)
-            z = m.encoder(x).mean
-            assert torch.equal(m.decoder(z).log_prob(x), r.decoder(z).log_prob(x))
+            assert torch.equal(m.encode(x).mean, r.encode(x).mean)
+            assert torch.equal(m.encode(x).stddev, r.encode(x).stddev)
+            z = m.encode(x).mean
+            assert torch.equal(m.decode(z).log_prob(x), r.decode(z).log_prob(x))
             assert torch.equal(m.prior().log_prob(z), r.prior().log_prob(z))
             assert torch.equal(m.elbo_analytic(x)["elbo"], r.elbo_analytic(x)["elbo"])
             assert torch.equal(m.log_prob(x), r.log_prob(x))

@@ -47,10 +47,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from torch import nn
-from torch.distributions import Independent, Normal
 
 from .. import checks
+from ..distributions import DiagonalNormal, StandardNormal, rsample
 from ..errors import ConfigError, DataError, NumericalError
+from ..optimize import descend
 from . import ppca as _ppca
 
 if TYPE_CHECKING:
@@ -64,6 +65,12 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 class LinearVAE(nn.Module):
     """Linear VAE: decoder N(W z + mu, sigma^2 I), prior N(0, I), encoder N(V (x - mu), D).
+
+    It has the methods every elbolab model has, ``encode(x)``, ``decode(z)`` and
+    ``prior()`` (as :class:`~elbolab.models.vae.VAE`), so :func:`elbolab.objectives.elbo`,
+    :func:`elbolab.diagnostics.log_likelihood` and
+    :func:`elbolab.diagnostics.surgery_model` take it; its own point is the closed-form
+    ELBO :meth:`elbo_analytic` and the exact :meth:`log_prob`.
 
     Parameters
     ----------
@@ -145,23 +152,24 @@ class LinearVAE(nn.Module):
             x, "x", width=self.data_dim, dtype=self.W.dtype, device=self.W.device
         )
 
-    def prior(self) -> Independent:
+    # The protocol of every model in elbolab (encode, decode, prior; see models/vae.py),
+    # so that objectives and diagnostics take a LinearVAE as they take a VAE.
+    def prior(self) -> StandardNormal:
         """p(z) = N(0, I_q), event shape (q,)."""
-        zeros = torch.zeros(self.latent_dim, dtype=self.W.dtype, device=self.W.device)
-        return Independent(Normal(zeros, torch.ones_like(zeros), validate_args=False), 1)
+        return StandardNormal(self.latent_dim, self.W)
 
-    def encoder(self, x: torch.Tensor) -> Independent:
+    def encode(self, x: torch.Tensor) -> DiagonalNormal:
         """q(z | x) = N(V (x - mu), D) for each row of x (N, D): batch (N,), event (q,)."""
         x = self._check_x(x)
         loc = (x - self.mu) @ self.V.T
         scale = torch.exp(0.5 * self.log_D).expand_as(loc)
-        return Independent(Normal(loc, scale, validate_args=False), 1)
+        return DiagonalNormal(loc, scale)
 
-    def decoder(self, z: torch.Tensor) -> Independent:
+    def decode(self, z: torch.Tensor) -> DiagonalNormal:
         """p(x | z) = N(W z + mu, sigma^2 I) for z (..., q): event shape (D,)."""
         loc = z @ self.W.T + self.mu
         scale = torch.exp(0.5 * self.log_sigma2).expand_as(loc)
-        return Independent(Normal(loc, scale, validate_args=False), 1)
+        return DiagonalNormal(loc, scale)
 
     # -- bounds and exact values --------------------------------------------------------
     def _kl_per_datum(self, m: torch.Tensor) -> torch.Tensor:
@@ -206,7 +214,10 @@ class LinearVAE(nn.Module):
         term is averaged over the ``n_samples`` draws:
         reconstruction = mean_s log p(x | z_s), kl = mean_s (log q(z_s | x) - log p(z_s))
         (or the closed-form KL with ``analytic_kl=True``). Unbiased for
-        :meth:`elbo_analytic` (value and gradient).
+        :meth:`elbo_analytic` (value and gradient). Its draws and its terms are those of
+        :func:`elbolab.objectives.elbo` on this model (with ``analytic_kl=False``, the
+        same numbers); it is here because :func:`fit_linear_vae`, in the models layer,
+        trains on it.
 
         Parameters
         ----------
@@ -222,12 +233,11 @@ class LinearVAE(nn.Module):
         x = self._check_x(x)
         g = checks.torch_generator(generator, "generator", device=x.device)
         s = checks.integer(n_samples, "n_samples", 1)
-        q_z = self.encoder(x)
-        eps = torch.randn((s, *q_z.mean.shape), generator=g, dtype=x.dtype, device=x.device)
-        z = q_z.mean + q_z.base_dist.scale * eps  # (S, N, q)
-        rec = self.decoder(z).log_prob(x).mean(0).sum()
+        q_z = self.encode(x)
+        z = rsample(q_z, s, g)  # (S, N, q)
+        rec = self.decode(z).log_prob(x).mean(0).sum()
         if analytic_kl:
-            kl = self._kl_per_datum(q_z.mean).sum()
+            kl = self._kl_per_datum(q_z.loc).sum()
         else:
             kl = (q_z.log_prob(z) - self.prior().log_prob(z)).mean(0).sum()
         return {"elbo": rec - kl, "reconstruction": rec, "kl": kl}
@@ -527,10 +537,10 @@ def fit_linear_vae(
     model = _initial_model(x, q, sigma2, learn_sigma2, g, dtype)
     sigma2 = float(model.sigma2.detach())
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    schedulers = (
+        [torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)]
         if lr_schedule == "cosine"
-        else None
+        else []
     )
     curves: dict[str, list] = {
         "step": [],
@@ -557,29 +567,26 @@ def fit_linear_vae(
             curves[key].append(value)
         return bool(callback(step, model, record)) if callback is not None else False
 
-    stop = evaluate(0)
-    perm, pos = None, n
-    step = 0
-    while step < steps and not stop:
-        if bs == n:
-            batch = x
-        else:
-            if pos + bs > n:
-                perm, pos = torch.randperm(n, generator=g, device=x.device), 0
-            batch = x[perm[pos : pos + bs]]
-            pos += bs
+    def minibatches():
+        # Each epoch a fresh permutation, drawn when its first batch is needed (so the
+        # generator's draws interleave with the stochastic ELBO's as they always did).
+        while True:
+            perm = torch.randperm(n, generator=g, device=x.device)
+            for pos in range(0, n - bs + 1, bs):
+                yield x[perm[pos : pos + bs]]
+
+    batches = minibatches()
+
+    def loss(step: int) -> torch.Tensor:
+        batch = x if bs == n else next(batches)
         if analytic:
             elbo = model.elbo_analytic(batch)["elbo"]
         else:
             elbo = model.elbo_stochastic(batch, g, s)["elbo"]
         if not bool(torch.isfinite(elbo)):
-            raise diverged(step, "the training ELBO")
-        opt.zero_grad(set_to_none=True)
-        (-elbo / batch.shape[0]).backward()
-        opt.step()
-        if sched is not None:
-            sched.step()
-        step += 1
-        if step % k == 0 or step == steps:
-            stop = evaluate(step)
+            raise diverged(step - 1, "the training ELBO")  # after step - 1 steps
+        return -elbo / batch.shape[0]
+
+    if not evaluate(0):
+        descend(loss, opt, steps, schedulers=schedulers, evaluate=evaluate, every=k)
     return model, {key: np.asarray(v) for key, v in curves.items()}
