@@ -7,6 +7,7 @@ import pytest
 
 from elbolab.studies import fkl
 from elbolab.studies.claims import HOLDS, NOT_AT_THIS_BUDGET, PARTLY
+from elbolab.studies.fkl.metrics import first_step_below, spread
 
 
 def test_stopping_rule_waits_for_two_windows_and_compares_their_means():
@@ -21,7 +22,7 @@ def test_stopping_rule_waits_for_two_windows_and_compares_their_means():
 
 
 def _stats(values):
-    return fkl._spread(values)
+    return spread(values)
 
 
 def _metrics(gaps, kls, drifts, start=1.0):
@@ -113,5 +114,5 @@ def test_steps_to_a_share_of_the_start_is_the_first_evaluation_below_it():
         "steps": np.array([0, 100, 200, 300]),
         "nll_gap_network": np.array([1.0, 0.2, 0.04, 0.01]),
     }
-    assert fkl._first_step_below(run, 0.05) == 200
-    assert fkl._first_step_below(run, 0.005) is None
+    assert first_step_below(run, 0.05) == 200
+    assert first_step_below(run, 0.005) is None

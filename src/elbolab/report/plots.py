@@ -29,7 +29,16 @@ from matplotlib.figure import Figure  # noqa: E402
 if TYPE_CHECKING:
     from .._types import ArrayOrTensor
 
-__all__ = ["new_figure", "line_plot", "bar_plot", "scatter_plot"]
+__all__ = [
+    "new_figure",
+    "line_plot",
+    "bar_plot",
+    "scatter_plot",
+    "label_axes",
+    "reference_line",
+    "signed_heatmap",
+    "density_plot",
+]
 
 
 def new_figure(
@@ -133,4 +142,72 @@ def scatter_plot(
     _labels(ax, xlabel, ylabel, title)
     if label:
         ax.legend(frameon=False)
+    return ax
+
+
+def label_axes(
+    ax: Axes,
+    xlabel: str,
+    ylabel: str,
+    title: str | None = None,
+    *,
+    xscale: str | None = None,
+    yscale: str | None = None,
+    legend: bool | Mapping[str, object] = False,
+) -> Axes:
+    """What every panel ends with: axis labels (with units), an optional title, axis
+    scales (``"log"``, ``"symlog"``) and a legend: ``legend=True``, or a mapping of
+    options for it (``{"frameon": False, "title": ...}``)."""
+    _labels(ax, xlabel, ylabel, title)
+    if xscale:
+        ax.set_xscale(xscale)
+    if yscale:
+        ax.set_yscale(yscale)
+    if legend:
+        ax.legend(**(legend if isinstance(legend, Mapping) else {}))
+    return ax
+
+
+def reference_line(
+    ax: Axes,
+    value: float,
+    label: str | None = None,
+    *,
+    vertical: bool = False,
+    dashed: bool = False,
+) -> Axes:
+    """A thin black line at a reference value (an exact maximum, a true parameter):
+    horizontal at y = value, or vertical at x = value."""
+    draw = ax.axvline if vertical else ax.axhline
+    draw(value, color="k", lw=1, ls="--" if dashed else "-", label=label)
+    return ax
+
+
+def signed_heatmap(
+    ax: Axes, matrix: ArrayOrTensor, xlabel: str, ylabel: str, title: str | None = None
+) -> Axes:
+    """A matrix in a diverging colour map centred at 0 (red positive, blue negative),
+    with a colour bar."""
+    values = np.asarray(matrix)
+    limit = float(np.abs(values).max()) if values.size else 0.0
+    image = ax.imshow(values, cmap="RdBu_r", vmin=-limit, vmax=limit)
+    ax.figure.colorbar(image, ax=ax, shrink=0.8)
+    _labels(ax, xlabel, ylabel, title)
+    return ax
+
+
+def density_plot(ax: Axes, values: ArrayOrTensor, label: str | None = None) -> Axes:
+    """Gaussian kernel density of ``values`` (Silverman's bandwidth) on 400 points, or a
+    rug of the values when there are fewer than two or they coincide."""
+    values = np.asarray(values, dtype=np.float64)
+    spread = values.std() if values.size else 0.0
+    if values.size < 2 or spread == 0:
+        ax.plot(values, np.zeros_like(values), "|", ms=20, label=label)
+        return ax
+    h = 1.06 * spread * values.size ** (-1 / 5)
+    grid = np.linspace(values.min() - 3 * h, values.max() + 3 * h, 400)
+    dens = np.exp(-0.5 * ((grid[:, None] - values) / h) ** 2).sum(1) / (
+        values.size * h * np.sqrt(2 * np.pi)
+    )
+    ax.plot(grid, dens, label=label)
     return ax
