@@ -1,8 +1,10 @@
-"""The ground floor's file helpers: atomic writes and scratch files leave no partial file."""
+"""The ground floor's file helpers: atomic writes and scratch files leave no partial file; read
+errors are one DataError."""
 
 import pytest
 
-from elbolab.files import atomic_path, atomic_write, scratch_file
+from elbolab.errors import DataError
+from elbolab.files import atomic_path, atomic_write, reading, scratch_file
 
 
 def test_atomic_path_moves_the_file_into_place_after_the_block(tmp_path):
@@ -39,3 +41,13 @@ def test_scratch_file_is_removed_after_the_block_whatever_happens(tmp_path):
     with pytest.raises(ValueError), scratch_file(tmp_path) as tmp:
         raise ValueError
     assert list(tmp_path.iterdir()) == []
+
+
+def test_reading_turns_os_errors_into_one_data_error_naming_the_file(tmp_path):
+    with pytest.raises(DataError, match="vocabulary file not found") as err:
+        with reading(tmp_path / "v.txt", "vocabulary file"):
+            (tmp_path / "v.txt").read_bytes()
+    assert str(tmp_path / "v.txt") in str(err.value)
+    with pytest.raises(DataError, match="is a directory, expected a file"):
+        with reading(tmp_path, "corpus"):
+            tmp_path.read_bytes()

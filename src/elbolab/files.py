@@ -6,8 +6,11 @@ saved models, corpora, downloaded datasets) goes through :func:`atomic_write` or
 failing write leaves the previous version of the file, or no file, and never a
 half-written one.
 
-This module imports nothing from elbolab (it is below :mod:`elbolab.data`,
-:mod:`elbolab.models` and :mod:`elbolab.report`, which all use it).
+Reading goes through :func:`reading`, so that a file that cannot be read is one
+:class:`~elbolab.errors.DataError` naming it, whichever reader met it.
+
+This module imports nothing from elbolab but :mod:`elbolab.errors` (it is below
+:mod:`elbolab.data`, :mod:`elbolab.models` and :mod:`elbolab.report`, which all use it).
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_path", "atomic_write", "scratch_file"]
+from .errors import DataError
+
+__all__ = ["atomic_path", "atomic_write", "reading", "scratch_file"]
 
 
 def atomic_write(
@@ -99,6 +104,20 @@ def scratch_file(folder: str | os.PathLike, tag: str = "scratch") -> Iterator[Pa
         yield tmp
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def reading(path: str | os.PathLike, what: str) -> Iterator[None]:
+    """Within the block, an ``OSError`` (a missing file, a directory, no permission) is a
+    DataError naming ``what`` (e.g. "vocabulary file") and ``path``."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise DataError(f"{what} not found", path) from None
+    except IsADirectoryError:
+        raise DataError(f"{what} is a directory, expected a file", path) from None
+    except OSError as exc:
+        raise DataError(f"cannot read {what}: {exc.strerror or exc}", path) from None
 
 
 def _fsync(file: Path) -> None:

@@ -26,7 +26,7 @@ import scipy.sparse as sp
 from elbolab import checks
 from elbolab.data.corpus import Corpus
 from elbolab.errors import DataError
-from elbolab.files import atomic_write
+from elbolab.files import atomic_write, reading
 
 __all__ = ["read_ldac", "write_ldac", "read_vocab"]
 
@@ -37,14 +37,8 @@ _PAIR_RE = re.compile(rf"{_NUM}:{_NUM}", re.ASCII)
 
 
 def _read_bytes(path: Path, what: str) -> bytes:
-    try:
+    with reading(path, what):
         return path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{what} not found", path) from None
-    except IsADirectoryError:
-        raise DataError(f"{what} is a directory, expected a file", path) from None
-    except OSError as exc:
-        raise DataError(f"cannot read {what}: {exc.strerror or exc}", path) from None
 
 
 def _decode(raw: bytes, path: Path, encoding: str) -> str:

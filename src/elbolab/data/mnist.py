@@ -24,6 +24,7 @@ import numpy as np
 
 from elbolab import checks
 from elbolab.errors import ConfigError, DataError
+from elbolab.files import reading
 
 if TYPE_CHECKING:
     import os
@@ -60,16 +61,10 @@ _GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
 
 def _open(path: Path, what: str):
     """Open ``path`` for binary reading, transparently decompressing gzip."""
-    try:
+    with reading(path, what):
         with open(path, "rb") as f:
             is_gzip = f.read(2) == _GZIP_MAGIC
         return gzip.open(path, "rb") if is_gzip else open(path, "rb")
-    except FileNotFoundError:
-        raise DataError(f"{what} not found", path) from None
-    except IsADirectoryError:
-        raise DataError(f"{what} is a directory, expected a file", path) from None
-    except OSError as exc:
-        raise DataError(f"cannot read {what}: {exc.strerror or exc}", path) from None
 
 
 def _read_exact(f, n: int) -> bytes:
