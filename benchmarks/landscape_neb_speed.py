@@ -117,7 +117,7 @@ def time_eval(f, path, repeats, before=None):
 
 def time_neb(f, a, b, pivots, repeats):
     """Seconds of ``repeats`` NEB iterations (between consecutive callbacks)."""
-    from elbolab.landscape import neb
+    from elbolab.landscape import Optimizer, neb
 
     stamps = []
 
@@ -131,7 +131,7 @@ def time_neb(f, a, b, pivots, repeats):
         b,
         n_pivots=pivots,
         steps=repeats + 1,
-        lr=0.01,
+        optimizer=Optimizer(lr=0.01),
         per_segment=1,
         callback=callback,
         show_progress=False,

@@ -45,6 +45,7 @@ from elbolab.distributions import DiagonalNormal
 from elbolab.errors import ConfigError, DataError, ElbolabError, NumericalError
 from elbolab.landscape import (
     LDAObjective,
+    Optimizer,
     align,
     bezier,
     dense_points,
@@ -872,7 +873,7 @@ CASES = [
     ),
     (
         "neb/lr complex",
-        lambda t: neb(_quadratic, torch.zeros(2), torch.ones(2), 3, lr=1j),
+        lambda t: neb(_quadratic, torch.zeros(2), torch.ones(2), 3, optimizer=Optimizer(lr=1j)),
         raises(ConfigError, "lr"),
     ),
     (

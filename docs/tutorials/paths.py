@@ -13,7 +13,16 @@ import math
 import torch
 from scipy import ndimage
 
-from elbolab.landscape import autoneb, barrier, dense_values, linear_path, neb
+from elbolab.landscape import (
+    Band,
+    Cycles,
+    Optimizer,
+    autoneb,
+    barrier,
+    dense_values,
+    linear_path,
+    neb,
+)
 
 torch.set_default_dtype(torch.float64)
 
@@ -53,10 +62,14 @@ print(f"maximum b = {b.numpy().round(4)}, f(b) = {f_b:.4f} nats")
 line = linear_path(a, b, n_pivots=15)
 line_barrier = barrier(dense_values(f, line), f_a, f_b)
 
+# The optimizer settings (Adam with step size 0.05) are one record, shared by both methods.
+adam = Optimizer("adam", lr=0.05)
 # NEB with a climbing image: the lowest pivot climbs to the saddle of f.
-band = neb(f, a, b, n_pivots=15, steps=600, lr=0.05, climbing=True, show_progress=False)
-# AutoNEB: few pivots to start, more inserted where the path dips.
-auto = autoneb(f, a, b, n_pivots=3, cycles=4, steps=200, lr=0.05, show_progress=False)
+band = neb(f, a, b, n_pivots=15, steps=600, optimizer=adam, band=Band(climbing=True),
+           show_progress=False)  # fmt: skip
+# AutoNEB: few pivots to start, more inserted where the path dips, over 4 cycles.
+auto = autoneb(f, a, b, n_pivots=3, steps=200, optimizer=adam, cycles=Cycles(4),
+               show_progress=False)  # fmt: skip
 
 # The exact barrier in 2-D: the lowest level at which the region {f >= level} still
 # joins a and b, read from a fine grid by bisection on the level.

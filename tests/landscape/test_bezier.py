@@ -7,6 +7,7 @@ import torch
 
 from elbolab.errors import ConfigError
 from elbolab.landscape import (
+    Optimizer,
     barrier,
     bernstein,
     bezier,
@@ -65,8 +66,8 @@ def test_bernstein_basis_and_curve_points():
 @pytest.mark.parametrize("degree", [2, 3])
 def test_bezier_keeps_endpoints_and_lowers_the_barrier(degree):
     gen = torch.Generator().manual_seed(0)
-    r = bezier(ridge, A, B, degree=degree, steps=400, lr=0.05, n_t=16, generator=gen,
-               n_pivots=21, show_progress=False)  # fmt: skip
+    r = bezier(ridge, A, B, degree=degree, steps=400, optimizer=Optimizer(lr=0.05), n_t=16,
+               generator=gen, n_pivots=21, show_progress=False)  # fmt: skip
     assert torch.equal(r.pivots[0], A) and torch.equal(r.pivots[-1], B)
     ctrl = r.info["control_points"]
     assert ctrl.shape == (degree + 1, 2)
@@ -83,14 +84,16 @@ def test_bezier_keeps_endpoints_and_lowers_the_barrier(degree):
 
 def test_bezier_any_function_in_50d():
     f, a, b = double_well()
-    r = bezier(f, a, b, degree=2, steps=300, lr=0.02, generator=1, show_progress=False)
+    r = bezier(f, a, b, degree=2, steps=300, optimizer=Optimizer(lr=0.02), generator=1,
+               show_progress=False)  # fmt: skip
     assert torch.equal(r.pivots[0], a) and torch.equal(r.pivots[-1], b)
     # A quadratic curve can follow x_j = c_j x0^2 exactly; the best barrier is 1.
     assert r.barrier == pytest.approx(1.0, abs=2e-2)
 
 
 def test_t_comes_from_the_generator():
-    kw = dict(steps=20, lr=0.05, n_t=4, sampling="uniform", show_progress=False)
+    kw = dict(steps=20, optimizer=Optimizer(lr=0.05), n_t=4, sampling="uniform",
+              show_progress=False)  # fmt: skip
     r1 = bezier(ridge, A, B, generator=torch.Generator().manual_seed(5), **kw)
     r2 = bezier(ridge, A, B, generator=torch.Generator().manual_seed(5), **kw)
     r3 = bezier(ridge, A, B, generator=torch.Generator().manual_seed(6), **kw)
@@ -115,7 +118,7 @@ def positive_log(X):
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_step_control_keeps_a_constrained_domain(optimizer):
     a, b = torch.tensor([0.01, 1.0], dtype=D), torch.tensor([1.0, 0.01], dtype=D)
-    r = bezier(positive_log, a, b, degree=3, steps=150, lr=0.5, optimizer=optimizer,
+    r = bezier(positive_log, a, b, degree=3, steps=150, optimizer=Optimizer(optimizer, lr=0.5),
                project=lambda x: x.clamp_min(1e-9), show_progress=False)  # fmt: skip
     assert torch.isfinite(r.history).all() and torch.isfinite(r.dense_values).all()
     assert bool((r.info["control_points"] > 0).all()) and bool((r.pivots > 0).all())
@@ -144,3 +147,5 @@ def test_bad_arguments():
         bezier(ridge, A, B, sampling="sobol")
     with pytest.raises(ConfigError, match="n_t"):
         bezier(ridge, A, B, n_t=0)
+    with pytest.raises(ConfigError, match="Optimizer record"):
+        bezier(ridge, A, B, optimizer="sgd")

@@ -14,7 +14,7 @@ from scipy import special
 
 from elbolab.data import lda_corpus
 from elbolab.errors import ConfigError, DataError
-from elbolab.landscape import align, apply_permutation, neb
+from elbolab.landscape import Optimizer, align, apply_permutation, neb
 from elbolab.landscape.lda_objective import LDAObjective
 from elbolab.models._lda_kernels import trigamma
 from elbolab.models.lda import LDA, elbo
@@ -328,7 +328,8 @@ def test_neb_between_two_aligned_optima(tiny, mode):
     else:
         xa = obj.to_vector(a.components, a.gamma)
         xb = obj.to_vector(lam_b, apply_permutation(b.gamma, perm, axis=1))
-    result = neb(obj, xa, xb, n_pivots=5, steps=4, lr=0.05, per_segment=2, show_progress=False)
+    result = neb(obj, xa, xb, n_pivots=5, steps=4, optimizer=Optimizer(lr=0.05), per_segment=2,
+                 show_progress=False)  # fmt: skip
     assert torch.equal(result.pivots[0], xa) and torch.equal(result.pivots[-1], xb)
     assert torch.isfinite(result.pivots).all() and torch.isfinite(result.history).all()
     assert torch.isfinite(result.dense_values).all()

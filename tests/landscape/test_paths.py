@@ -17,6 +17,9 @@ from scipy.optimize import fsolve, minimize
 
 from elbolab.errors import ConfigError, NumericalError
 from elbolab.landscape import (
+    Band,
+    Cycles,
+    Optimizer,
     autoneb,
     barrier,
     dense_points,
@@ -151,8 +154,8 @@ def test_straight_line_barrier_of_the_ridge(truth):
 @pytest.mark.parametrize("optimizer,lr", [("adam", 0.01), ("sgd", 0.05)])
 def test_neb_climbing_image_finds_the_saddle(truth, optimizer, lr):
     a, b = truth["a"], truth["b"]
-    r = neb(ridge, a, b, n_pivots=10, steps=3000, lr=lr, climbing=True, optimizer=optimizer,
-            tol=1e-7, show_progress=False)  # fmt: skip
+    r = neb(ridge, a, b, n_pivots=10, steps=3000, optimizer=Optimizer(optimizer, lr=lr),
+            band=Band(climbing=True), tol=1e-7, show_progress=False)  # fmt: skip
     assert r.converged
     ci = r.climbing_index
     assert ci is not None and 0 < ci < 9
@@ -171,7 +174,8 @@ def test_neb_climbing_image_finds_the_saddle(truth, optimizer, lr):
 
 
 def test_neb_without_climbing_lies_on_the_maximum_f_path(truth):
-    r = neb(ridge, truth["a"], truth["b"], n_pivots=12, steps=1500, lr=0.02, show_progress=False)
+    r = neb(ridge, truth["a"], truth["b"], n_pivots=12, steps=1500, optimizer=Optimizer(lr=0.02),
+            show_progress=False)  # fmt: skip
     assert r.converged and r.climbing_index is None
     # Pivots on the true steepest-ascent path, up to the first-order error of the upwind
     # tangent (about 0.03 at this spacing; the straight line is ~0.9 away).
@@ -182,13 +186,13 @@ def test_neb_without_climbing_lies_on_the_maximum_f_path(truth):
 
 def test_neb_any_function_in_50d():
     f, a, b, straight = double_well()
-    r = neb(f, a, b, n_pivots=11, steps=2000, lr=0.02, climbing=True, tol=1e-6,
-            show_progress=False)  # fmt: skip
+    r = neb(f, a, b, n_pivots=11, steps=2000, optimizer=Optimizer(lr=0.02),
+            band=Band(climbing=True), tol=1e-6, show_progress=False)  # fmt: skip
     assert torch.equal(r.pivots[0], a) and torch.equal(r.pivots[-1], b)
     assert r.barrier == pytest.approx(1.0, abs=1e-3)  # analytic: along x_j = c_j x0^2
     assert straight > 10  # the straight line is far worse
     f, a, b = quadratic()
-    r = neb(f, a, b, n_pivots=8, steps=100, lr=0.05, show_progress=False)
+    r = neb(f, a, b, n_pivots=8, steps=100, optimizer=Optimizer(lr=0.05), show_progress=False)
     lin = linear_path(a, b, 8)
     assert torch.equal(r.pivots[0], a) and torch.equal(r.pivots[-1], b)
     assert torch.all(r.values[1:-1] > f(lin)[1:-1])  # every pivot moved uphill
@@ -277,9 +281,10 @@ def positive_log(X):
 def test_step_control_keeps_a_constrained_domain(optimizer, with_project, max_step):
     a, b = torch.tensor([0.01, 1.0], dtype=D), torch.tensor([1.0, 0.01], dtype=D)
     project = (lambda x: x.clamp_min(1e-9)) if with_project else None
+    settings = Optimizer(optimizer, lr=0.5, max_step=max_step)
     for method in (neb, autoneb):
-        r = method(positive_log, a, b, steps=150, lr=0.5, optimizer=optimizer, project=project,
-                   max_step=max_step, show_progress=False)  # fmt: skip
+        r = method(positive_log, a, b, steps=150, optimizer=settings, project=project,
+                   show_progress=False)  # fmt: skip
         assert torch.isfinite(r.history).all() and torch.isfinite(r.dense_values).all()
         assert torch.isfinite(r.pivots).all() and bool((r.pivots > 0).all())
         assert torch.equal(r.pivots[0], a) and torch.equal(r.pivots[-1], b)
@@ -299,7 +304,8 @@ def refusing_log(X):
 def test_an_f_that_refuses_non_finite_values_gets_its_steps_halved():
     a, b = torch.tensor([0.01, 1.0], dtype=D), torch.tensor([1.0, 0.01], dtype=D)
     for method in (neb, autoneb):
-        r = method(refusing_log, a, b, steps=150, lr=0.5, max_step=1.0, show_progress=False)
+        r = method(refusing_log, a, b, steps=150, optimizer=Optimizer(lr=0.5, max_step=1.0),
+                   show_progress=False)  # fmt: skip
         assert r.info["halvings"] > 0  # trials into X <= 0 were refused and backtracked
         assert bool((r.pivots > 0).all()) and torch.isfinite(r.dense_values).all()
         assert torch.equal(r.pivots[0], a) and torch.equal(r.pivots[-1], b)
@@ -317,8 +323,8 @@ def test_an_f_that_refuses_non_finite_values_gets_its_steps_halved():
 @pytest.mark.parametrize("climbing", [False, True])
 def test_autoneb_inserts_pivots_and_finds_the_maximum_f_path(truth, climbing):
     a, b = truth["a"], truth["b"]
-    r = autoneb(ridge, a, b, n_pivots=3, cycles=4, steps=300, lr=0.02, climbing=climbing,
-                show_progress=False)  # fmt: skip
+    r = autoneb(ridge, a, b, n_pivots=3, steps=300, optimizer=Optimizer(lr=0.02),
+                cycles=Cycles(4, climbing=climbing), show_progress=False)  # fmt: skip
     assert torch.equal(r.pivots[0], a) and torch.equal(r.pivots[-1], b)
     sizes = r.info["n_pivots_per_cycle"]
     assert sizes[0] == 3 and r.pivots.shape[0] > 3 and sizes == sorted(sizes)
@@ -334,7 +340,7 @@ def test_autoneb_inserts_pivots_and_finds_the_maximum_f_path(truth, climbing):
 
 def test_autoneb_any_function_in_50d():
     f, a, b, straight = double_well()
-    r = autoneb(f, a, b, steps=300, lr=0.02, show_progress=False)
+    r = autoneb(f, a, b, steps=300, optimizer=Optimizer(lr=0.02), show_progress=False)
     assert torch.equal(r.pivots[0], a) and torch.equal(r.pivots[-1], b)
     assert r.barrier == pytest.approx(1.0, abs=1e-2) and r.barrier < straight
 
@@ -348,13 +354,23 @@ def test_bad_arguments_and_bad_functions():
     with pytest.raises(ConfigError, match="n_pivots"):
         neb(ok, a, b, n_pivots=2)
     with pytest.raises(ConfigError, match="optimizer"):
-        neb(ok, a, b, optimizer="lbfgs")
+        Optimizer("lbfgs")
+    with pytest.raises(ConfigError, match="Optimizer record"):
+        neb(ok, a, b, optimizer="adam")
+    with pytest.raises(ConfigError, match="Band record"):
+        neb(ok, a, b, band=1.0)
+    with pytest.raises(ConfigError, match="Cycles record"):
+        autoneb(ok, a, b, cycles=3)
+    with pytest.raises(ConfigError, match="spring"):
+        Band(spring=-1.0)
+    with pytest.raises(ConfigError, match="max_pivots"):
+        autoneb(ok, a, b, n_pivots=5, cycles=Cycles(max_pivots=4))
     with pytest.raises(ConfigError, match="same point"):
         neb(ok, a, a.clone())
     with pytest.raises(ConfigError, match="same length"):
         neb(ok, a, torch.ones(3, dtype=D))
     with pytest.raises(ConfigError, match="lr"):
-        autoneb(ok, a, b, lr=-1.0)
+        Optimizer(lr=-1.0)
     with pytest.raises(ConfigError, match="shape"):
         neb(lambda X: X.sum(), a, b, show_progress=False)
     with pytest.raises(ConfigError, match="differentiable"):

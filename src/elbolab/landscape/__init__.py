@@ -1,6 +1,7 @@
 """Generic landscape tools for any function we maximize (an ELBO): flat parameter vectors,
 label-switching alignment, paths between maxima (linear, NEB, AutoNEB, Bezier) and 2-D
-planes through the landscape.
+planes through the landscape. NEB, AutoNEB and Bezier share one guarded ascent step
+(:mod:`~elbolab.landscape.ascent`), set with an :class:`Optimizer` record.
 
 The path and plane tools take any ``f((P, n) tensor) -> (P,) tensor`` that acts row by
 row and is differentiable by autograd; structured parameters become vectors with
@@ -8,10 +9,13 @@ row and is differentiable by autograd; structured parameters become vectors with
 """
 
 from .align import align, apply_permutation, distance_matrix, invert_permutation, permute_params
+from .ascent import Optimizer
 from .bezier import bernstein, bezier, bezier_points
 from .flat import Flattener
 from .lda_objective import LDAObjective
 from .paths import (
+    Band,
+    Cycles,
     PathResult,
     autoneb,
     barrier,
@@ -33,9 +37,12 @@ from .plane import (
 from .polish import Baseline, Polished, polish, restart_baseline
 
 __all__ = [
+    "Band",
     "Baseline",
+    "Cycles",
     "LDAObjective",
     "Flattener",
+    "Optimizer",
     "PathResult",
     "Plane",
     "Polished",

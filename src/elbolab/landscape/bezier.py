@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 import torch
@@ -24,22 +25,18 @@ import torch
 from .. import checks
 from ..errors import ConfigError, NumericalError
 from ..progress import progress
-from .paths import (
-    _OPTIMIZERS,
+from .ascent import Candidate, GuardedAscent, Optimizer, candidate, checked_optimizer
+from .inputs import (
     Func,
-    PathResult,
     Project,
-    _bad_rows,
-    _cap_norm,
-    _endpoints,
-    _project_fn,
-    _show,
-    _Stepper,
-    _value_and_grad,
-    _values,
-    barrier,
-    path_length,
+    bad_rows,
+    batched_values,
+    domain_projection,
+    endpoints,
+    progress_disabled,
+    value_and_grad,
 )
+from .paths import PathResult, barrier, path_length
 
 if TYPE_CHECKING:
     from .._types import ArrayOrTensor
@@ -102,25 +99,54 @@ def _sample_t(gen: torch.Generator, n_t: int, sampling: str, like: torch.Tensor)
     return (torch.arange(n_t, dtype=like.dtype, device=like.device) + u) / n_t
 
 
+def _curve_candidate(f: Func, theta: torch.Tensor, w: torch.Tensor, moved) -> Candidate:
+    """The control points with the interior ones moved, and f on the curve at the sampled t."""
+    trial = theta.clone()
+    trial[1:-1] = moved
+    return candidate(trial, *value_and_grad(f, w @ trial))
+
+
+def _curve_left_domain(
+    f: Func, theta: torch.Tensor, w: torch.Tensor, it: int, trial: Candidate, h: int
+) -> str | None:
+    """A message when the current curve itself is not finite at the new t."""
+    if h == 0 and bad_rows(*value_and_grad(f, w @ theta)).any():
+        # No step size can help: the current curve itself is not finite at the newly
+        # drawn t (it left f's domain between earlier samples).
+        return (
+            f"Bezier stopped at iteration {it}: f or its gradient is NaN/inf on the current "
+            f"curve at newly sampled t; the curve leaves f's domain between control points "
+            f"(pass project= to keep the control points in a convex domain, which keeps the "
+            f"whole curve inside it)"
+        )
+    return None
+
+
+def _curve_not_finite(it: int, max_halvings: int, trial: Candidate) -> str:
+    return (
+        f"Bezier stopped at iteration {it}: f or its gradient is NaN/inf on the curve even "
+        f"after {max_halvings} step halvings (pass project= to keep the control points "
+        f"inside f's domain, or check f)"
+    )
+
+
 def bezier(
     f: Func,
     a: ArrayOrTensor,
     b: ArrayOrTensor,
     degree: int = 2,
     steps: int = 500,
-    lr: float = 0.01,
+    *,
+    optimizer: Optimizer | None = None,
     n_t: int = 16,
-    generator: torch.Generator | int = 0,
-    n_pivots: int = 21,
-    optimizer: str = "adam",
     sampling: str = "stratified",
-    project: Project | None = None,
-    max_step: float | None = None,
+    generator: torch.Generator | int = 0,
     noise: float = 0.0,
+    project: Project | None = None,
     callback: Callable | None = None,
+    n_pivots: int = 21,
     per_segment: int = 10,
     batch_size: int | None = None,
-    max_halvings: int = 20,
     show_progress: bool | None = None,
 ) -> PathResult:
     """Bezier curve from ``a`` to ``b`` maximizing the average of f along it.
@@ -136,36 +162,33 @@ def bezier(
         3: two).
     steps : int
         Stochastic gradient steps (all are run: the objective is noisy).
-    lr : float
-        Step size.
+    optimizer : Optimizer, optional
+        Update rule, step size, cap on the norm of each control point's step (default
+        ``0.5 |b - a| / degree``) and step halvings allowed per step when f is not finite
+        at a sampled point; default ``Optimizer()`` (Adam, lr 0.01).
     n_t : int
         Values of t per step, evaluated in one batch.
-    generator : torch.Generator or int, optional
-        Source of the t samples and of ``noise`` (None: seed 0).
-    n_pivots : int
-        Points of the returned path, B(t) at ``t = linspace(0, 1, n_pivots)``.
-    optimizer : {"adam", "sgd"}
     sampling : {"stratified", "uniform"}
         ``"stratified"``: one t uniform in each of ``n_t`` equal strata (unbiased, less
         noisy); ``"uniform"``: ``n_t`` independent U(0, 1) draws.
+    generator : torch.Generator or int
+        Source of the t samples and of ``noise``.
+    noise : float
+        Standard deviation of Gaussian noise on the starting interior control points
+        (which otherwise lie evenly on the straight segment).
     project : callable, optional
         Maps control points back into f's domain after each step. For a convex domain the
         whole curve then stays inside it (B(t) is a convex combination of the control
         points).
-    max_step : float, optional
-        Cap on the norm of each control point's step; default ``0.5 |b - a| / degree``.
-    noise : float
-        Standard deviation of Gaussian noise on the starting interior control points
-        (which otherwise lie evenly on the straight segment).
     callback : callable, optional
         ``callback(iteration, control_points, values_at_sampled_t)``; return True to stop.
+    n_pivots : int
+        Points of the returned path, B(t) at ``t = linspace(0, 1, n_pivots)``.
     per_segment : int
         Density of the curve evaluation for the barrier: ``(n_pivots - 1) * per_segment +
         1`` evenly spaced t.
     batch_size : int, optional
         Chunk size of the final dense evaluation.
-    max_halvings : int
-        Step halvings allowed per step when f is not finite at a sampled point.
     show_progress : bool, optional
 
     Returns
@@ -181,29 +204,22 @@ def bezier(
         Bad arguments.
     NumericalError
         f or its gradient is NaN/inf at the starting curve, or at a trial step even after
-        ``max_halvings`` halvings, or on the final curve; the message names the iteration.
+        ``optimizer.max_halvings`` halvings, or on the final curve; the message names the iteration.
     """
-    a, b = _endpoints(a, b)
+    a, b = endpoints(a, b)
     degree = checks.integer(degree, "degree", 2)
     checks.integer(steps, "steps", 0)
-    checks.positive(lr, "lr")
+    optimizer = checked_optimizer(optimizer)
     n_t = checks.integer(n_t, "n_t", 1)
     n_pivots = checks.integer(n_pivots, "n_pivots", 2)
-    if optimizer not in _OPTIMIZERS:
-        raise ConfigError(f"optimizer must be one of {_OPTIMIZERS}, got {optimizer!r}")
     if sampling not in _SAMPLING:
         raise ConfigError(f"sampling must be one of {_SAMPLING}, got {sampling!r}")
     noise = checks.positive(noise, "noise", allow_zero=True)
     per_segment = checks.integer(per_segment, "per_segment", 1)
-    max_halvings = checks.integer(max_halvings, "max_halvings", 0)
     if batch_size is not None:
         checks.integer(batch_size, "batch_size", 1)
-    cap = (
-        0.5 * float((b - a).norm()) / degree
-        if max_step is None
-        else checks.positive(max_step, "max_step")
-    )
-    proj = _project_fn(project)
+    cap = 0.5 * float((b - a).norm()) / degree if optimizer.max_step is None else optimizer.max_step
+    proj = domain_projection(project)
     gen = checks.torch_generator(generator, "generator", device=a.device)
 
     s = torch.linspace(0.0, 1.0, degree + 1, dtype=a.dtype, device=a.device)[:, None]
@@ -216,50 +232,33 @@ def bezier(
 
     t = _sample_t(gen, n_t, sampling, a)
     w = bernstein(t, degree)
-    values, grad = _value_and_grad(f, w @ theta)
-    if _bad_rows(values, grad).any():
+    values, grad = value_and_grad(f, w @ theta)
+    if bad_rows(values, grad).any():
         raise NumericalError(
             "Bezier: iteration 0 (starting curve): f or its gradient is NaN/inf at sampled "
             "points of the straight segment; start from points where f is finite"
         )
-    stepper = _Stepper(optimizer, lr, theta[1:-1])
+    ascent = GuardedAscent(optimizer, theta[1:-1], cap, proj)
     history, objective = [], []
-    halvings = n_iter = 0
-    bar = progress(
-        total=steps, desc="bezier", unit="step", disable=_show(show_progress), leave=False
-    )
-    with bar:
+    n_iter = 0
+    disable = progress_disabled(show_progress)
+    with progress(total=steps, desc="bezier", unit="step", disable=disable, leave=False) as bar:
         for it in range(1, steps + 1):
             # Chain rule by hand: d/dtheta_k mean_j f(B(t_j)) = mean_j W[j, k] grad f(B(t_j)).
             force = w[:, 1:-1].T @ grad / n_t
-            step = _cap_norm(stepper(force), cap)
             t = _sample_t(gen, n_t, sampling, a)
             w = bernstein(t, degree)
-            scale = 1.0
-            for h in range(max_halvings + 1):
-                trial = theta.clone()
-                trial[1:-1] = proj(theta[1:-1] + scale * step)
-                t_values, t_grad = _value_and_grad(f, w @ trial)
-                if not _bad_rows(t_values, t_grad).any():
-                    break
-                if h == 0 and _bad_rows(*_value_and_grad(f, w @ theta)).any():
-                    # No step size can help: the current curve itself is not finite at the
-                    # newly drawn t (it left f's domain between earlier samples).
-                    raise NumericalError(
-                        f"Bezier stopped at iteration {it}: f or its gradient is NaN/inf on "
-                        f"the current curve at newly sampled t; the curve leaves f's domain "
-                        f"between control points (pass project= to keep the control points "
-                        f"in a convex domain, which keeps the whole curve inside it)"
-                    )
-                if h == max_halvings:
-                    raise NumericalError(
-                        f"Bezier stopped at iteration {it}: f or its gradient is NaN/inf on "
-                        f"the curve even after {max_halvings} step halvings (pass project= to "
-                        f"keep the control points inside f's domain, or check f)"
-                    )
-                halvings += 1
-                scale *= 0.5
-            theta, values, grad = trial, t_values, t_grad
+            # A bad point of the curve does not say which control point to blame: every
+            # step is halved.
+            trial = ascent.step(
+                theta[1:-1],
+                force,
+                partial(_curve_candidate, f, theta, w),
+                halve=None,
+                hopeless=partial(_curve_left_domain, f, theta, w, it),
+                exhausted=partial(_curve_not_finite, it, optimizer.max_halvings),
+            )
+            theta, values, grad = trial.state, trial.values, trial.grad
             history.append(values)
             objective.append(float(values.mean()))
             n_iter = it
@@ -272,7 +271,7 @@ def bezier(
     # The pivots are every per_segment-th dense point, so their values are shared.
     t_dense = torch.linspace(0.0, 1.0, (n_pivots - 1) * per_segment + 1, dtype=a.dtype)
     dense_pts = bezier_points(theta, t_dense.to(a.device))
-    dense = _values(f, dense_pts, batch_size)
+    dense = batched_values(f, dense_pts, batch_size)
     pivots, pivot_values = dense_pts[::per_segment].clone(), dense[::per_segment].clone()
     if not torch.isfinite(dense).all():
         raise NumericalError(
@@ -299,7 +298,7 @@ def bezier(
         info={
             "control_points": theta,
             "objective": torch.tensor(objective, dtype=a.dtype),
-            "halvings": halvings,
+            "halvings": ascent.halvings,
             "degree": degree,
             "curve_length": float(arc[-1]),
         },

@@ -46,7 +46,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TYPE_CHECKING
 
 import torch
@@ -54,11 +55,24 @@ import torch
 from .. import checks
 from ..errors import ConfigError, NumericalError
 from ..progress import progress
+from .ascent import Candidate, GuardedAscent, Optimizer, candidate, checked_optimizer
+from .inputs import (
+    Func,
+    Project,
+    bad_rows,
+    batched_values,
+    domain_projection,
+    endpoints,
+    progress_disabled,
+    value_and_grad,
+)
 
 if TYPE_CHECKING:
     from .._types import ArrayOrTensor
 
 __all__ = [
+    "Band",
+    "Cycles",
     "PathResult",
     "autoneb",
     "barrier",
@@ -69,10 +83,8 @@ __all__ = [
     "path_length",
 ]
 
-Func = Callable[[torch.Tensor], torch.Tensor]
-Project = Callable[[torch.Tensor], torch.Tensor]
-
-_OPTIMIZERS = ("adam", "sgd")
+# plane.py still imports these two under their old private names.
+_show, _values = progress_disabled, batched_values
 
 
 # --------------------------------------------------------------------------- results
@@ -153,157 +165,84 @@ class PathResult:
         }
 
 
-# --------------------------------------------------------------------------- helpers
+# --------------------------------------------------------------------------- settings
 
 
-def _endpoints(a, b) -> tuple[torch.Tensor, torch.Tensor]:
-    a, b = checks.real_tensor(a, "a", ConfigError), checks.real_tensor(b, "b", ConfigError)
-    if not a.is_floating_point():
-        a = a.to(torch.get_default_dtype())
-    b = b.to(dtype=a.dtype, device=a.device)
-    if a.dim() != 1 or b.shape != a.shape or a.numel() == 0:
-        raise ConfigError(
-            f"endpoints a and b must be 1-D vectors of the same length, got shapes "
-            f"{tuple(a.shape)} and {tuple(b.shape)} (flatten structured parameters with "
-            f"Flattener first)"
-        )
-    if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
-        raise ConfigError("endpoints a and b must be finite")
-    if torch.equal(a, b):
-        raise ConfigError("endpoints a and b are the same point; a path needs two different ones")
-    return a.detach(), b.detach()
+@dataclass(frozen=True)
+class Band:
+    """The forces on an NEB band (:func:`neb`).
 
-
-def _check_f(f) -> None:
-    if not callable(f):
-        raise ConfigError(
-            f"f must be a function mapping a (P, n) batch to (P,) values, got {type(f).__name__}"
-        )
-
-
-def _check_values(vals, rows: int) -> torch.Tensor:
-    if not isinstance(vals, torch.Tensor) or tuple(vals.shape) != (rows,):
-        got = tuple(vals.shape) if isinstance(vals, torch.Tensor) else type(vals).__name__
-        raise ConfigError(
-            f"f must map a (P, n) batch to a tensor of shape (P,); for P={rows} it returned {got}"
-        )
-    return vals
-
-
-def _value_and_grad(f: Func, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """f and its gradient at every row of ``x`` in one batched call.
-
-    f acts row by row, so the gradient of ``f(x).sum()`` with respect to ``x`` has row i
-    equal to grad f(x_i).
-    """
-    _check_f(f)
-    x = x.detach().requires_grad_(True)
-    with torch.enable_grad():
-        try:
-            vals = _check_values(f(x), x.shape[0])
-        except NumericalError:
-            # f refused to return a non-finite value (LDAObjective does). To the path
-            # tools the rows it refused are non-finite rows, for step halving to handle:
-            # find them one row at a time (a rare path, so its cost does not matter).
-            if x.shape[0] == 1:
-                return x.new_full((1,), math.nan).detach(), torch.full_like(x, math.nan)
-            rows = [_value_and_grad(f, x[i : i + 1]) for i in range(x.shape[0])]
-            return torch.cat([v for v, _ in rows]), torch.cat([g for _, g in rows])
-        if not vals.requires_grad:
-            raise ConfigError(
-                "f must be differentiable by autograd: its output does not depend on the "
-                "input through torch operations"
-            )
-        (grad,) = torch.autograd.grad(vals.sum(), x, allow_unused=True)
-    if grad is None:
-        grad = torch.zeros_like(x)
-    return vals.detach(), grad.detach()
-
-
-def _values(f: Func, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
-    """f at every row of ``x`` without gradients, in chunks of ``batch_size`` rows."""
-    _check_f(f)
-    rows = x.shape[0]
-    step = rows if batch_size is None else batch_size
-    out = []
-    with torch.no_grad():
-        for start in range(0, rows, step):
-            chunk = x[start : start + step]
-            try:
-                out.append(_check_values(f(chunk), chunk.shape[0]).detach())
-            except NumericalError:  # as in _value_and_grad: the rows f refused are NaN
-                if chunk.shape[0] == 1:
-                    out.append(chunk.new_full((1,), math.nan))
-                else:
-                    out.append(_values(f, chunk, batch_size=1))
-    return torch.cat(out) if out else x.new_zeros(0)
-
-
-def _bad_rows(vals: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-    # A finite row sum proves a row finite without a full-size boolean temporary (rows
-    # may be millions long); rows whose sum is not finite get the exact test (the sum of
-    # finite entries can overflow).
-    bad = ~(torch.isfinite(vals) & torch.isfinite(grad.sum(dim=1)))
-    rows = torch.nonzero(bad & torch.isfinite(vals)).flatten()
-    if rows.numel():
-        bad[rows] = ~torch.isfinite(grad[rows]).all(dim=1)
-    return bad
-
-
-def _unit(x: torch.Tensor) -> torch.Tensor:
-    return x / x.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
-
-
-def _project_fn(project: Project | None) -> Project:
-    if project is None:
-        return lambda x: x
-    if not callable(project):
-        raise ConfigError("project must be a function mapping a (P, n) batch into f's domain")
-
-    def checked(x: torch.Tensor) -> torch.Tensor:
-        y = project(x)
-        if not isinstance(y, torch.Tensor) or y.shape != x.shape:
-            raise ConfigError("project must return a tensor of the same shape as its input")
-        return y.detach()
-
-    return checked
-
-
-def _cap_norm(step: torch.Tensor, max_step: float) -> torch.Tensor:
-    """Scale each row of ``step`` down to Euclidean norm at most ``max_step``."""
-    norms = step.norm(dim=-1, keepdim=True)
-    return step * torch.where(norms > max_step, max_step / norms, torch.ones_like(norms))
-
-
-class _Stepper:
-    """Plain gradient ascent or Adam (Kingma & Ba 2015) on a force, vectorized over pivots.
-
-    Written out rather than ``torch.optim`` so the proposed step can be capped and
-    backtracked before it is taken.
+    Attributes
+    ----------
+    spring : float
+        Spring constant k (units of f per squared unit of x); 0 switches springs off.
+    climbing : bool
+        Climbing image on the lowest interior pivot from iteration ``climb_start`` on.
+    climb_start : int, optional
+        Iteration at which climbing starts; default ``steps // 4`` (the band first settles
+        near the maximum-f path).
     """
 
-    def __init__(self, kind: str, lr: float, like: torch.Tensor):
-        self.kind, self.lr = kind, lr
-        self.t = 0
-        self.m = torch.zeros_like(like)
-        self.v = torch.zeros_like(like)
-        self.beta1, self.beta2, self.eps = 0.9, 0.999, 1e-8
+    spring: float = 1.0
+    climbing: bool = False
+    climb_start: int | None = None
 
-    def __call__(self, force: torch.Tensor) -> torch.Tensor:
-        if self.kind == "sgd":
-            return self.lr * force
-        self.t += 1
-        self.m.mul_(self.beta1).add_(force, alpha=1 - self.beta1)
-        self.v.mul_(self.beta2).addcmul_(force, force, value=1 - self.beta2)
-        # lr m_hat / (sqrt(v_hat) + eps) with the bias corrections folded into scalars (as
-        # torch.optim.Adam): one full-size temporary instead of five, which matters when
-        # a pivot has millions of coordinates (LDA's full mode).
-        denom = self.v.sqrt().div_(math.sqrt(1 - self.beta2**self.t)).add_(self.eps)
-        return torch.div(self.m, denom, out=denom).mul_(self.lr / (1 - self.beta1**self.t))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "spring", checks.positive(self.spring, "spring", allow_zero=True))
+        object.__setattr__(self, "climbing", bool(self.climbing))
+        if self.climb_start is not None:
+            start = checks.integer(self.climb_start, "climb_start", 0)
+            object.__setattr__(self, "climb_start", start)
 
 
-def _show(show_progress: bool | None) -> bool | None:
-    return None if show_progress is None else not show_progress
+@dataclass(frozen=True)
+class Cycles:
+    """The schedule of :func:`autoneb`: relax-and-insert cycles, then a climbing cycle.
+
+    Attributes
+    ----------
+    count : int
+        Most relax-and-insert cycles (>= 1).
+    insert_per_cycle : int
+        Most pivots inserted after one cycle.
+    max_pivots : int
+        The path never grows beyond this many pivots (at least the starting ``n_pivots``).
+    insert_tol : float
+        A segment gets a new pivot only if its drop exceeds this (units of f).
+    climbing : bool
+        Run a final climbing-image cycle.
+    climb_steps : int, optional
+        Iterations of that cycle; default ``steps``.
+    """
+
+    count: int = 5
+    insert_per_cycle: int = 2
+    max_pivots: int = 33
+    insert_tol: float = 0.0
+    climbing: bool = False
+    climb_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        checks.integer(self.count, "cycles", 1)
+        checks.integer(self.insert_per_cycle, "insert_per_cycle", 0)
+        checks.integer(self.max_pivots, "max_pivots", 3)
+        tol = checks.positive(self.insert_tol, "insert_tol", allow_zero=True)
+        object.__setattr__(self, "insert_tol", tol)
+        object.__setattr__(self, "climbing", bool(self.climbing))
+        if self.climb_steps is not None:
+            steps = checks.integer(self.climb_steps, "climb_steps", 0)
+            object.__setattr__(self, "climb_steps", steps)
+
+
+def _checked_record(value, record: type):
+    """``value`` if it is a ``record``; None: the record's defaults."""
+    if value is None:
+        return record()
+    if not isinstance(value, record):
+        raise ConfigError(
+            f"{record.__name__.lower()} must be a {record.__name__} record, got {value!r}"
+        )
+    return value
 
 
 # --------------------------------------------------------------------------- basic paths
@@ -325,7 +264,7 @@ def linear_path(a: ArrayOrTensor, b: ArrayOrTensor, n_pivots: int) -> torch.Tens
         ``path[i] = (1 - t_i) a + t_i b`` with ``t_i = i / (P - 1)``; rows 0 and P-1 are
         exactly ``a`` and ``b``.
     """
-    a, b = _endpoints(a, b)
+    a, b = endpoints(a, b)
     n_pivots = checks.integer(n_pivots, "n_pivots", 2)
     t = torch.linspace(0.0, 1.0, n_pivots, dtype=a.dtype, device=a.device)[:, None]
     path = (1 - t) * a + t * b
@@ -427,10 +366,14 @@ def dense_values(
     points, _ = dense_points(pivots, per_segment)
     if batch_size is not None:
         checks.integer(batch_size, "batch_size", 1)
-    return _values(f, points, batch_size)
+    return batched_values(f, points, batch_size)
 
 
 # --------------------------------------------------------------------------- band forces
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    return x / x.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
 
 
 def _tangents(path: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -530,40 +473,81 @@ def _reparametrize(path: torch.Tensor, alphas: torch.Tensor, fixed: int | None) 
     return new
 
 
+@dataclass
+class _Relaxed:
+    """The outcome of :func:`_relax`: the final band and how it got there."""
+
+    path: torch.Tensor
+    values: torch.Tensor
+    history: torch.Tensor
+    climbing_index: int | None
+    n_iter: int
+    converged: bool
+    halvings: int
+    max_force: float
+
+
+def _band_candidate(
+    f: Func, path: torch.Tensor, alphas: torch.Tensor | None, fixed: int | None, moved
+) -> Candidate:
+    """The band with its interior pivots moved (and, for a string, redistributed)."""
+    trial = path.clone()
+    trial[1:-1] = moved
+    if alphas is not None:
+        trial = _reparametrize(trial, alphas, fixed)
+    return candidate(trial, *value_and_grad(f, trial))
+
+
+def _endpoint_failure(label: str, where: str, trial: Candidate, h: int) -> str | None:
+    if trial.bad[0] or trial.bad[-1]:
+        return (
+            f"{label} stopped at {where}: f or its gradient became NaN/inf at a fixed "
+            f"endpoint, where it was finite before; f must be a deterministic, finite "
+            f"function of its input"
+        )
+    return None
+
+
+def _pivot_failure(label: str, where: str, max_halvings: int, trial: Candidate) -> str:
+    rows = torch.nonzero(trial.bad).flatten().tolist()
+    return (
+        f"{label} stopped at {where}: f or its gradient is NaN/inf at pivot(s) {rows} even "
+        f"after {max_halvings} step halvings; f is not finite arbitrarily close to the "
+        f"current path (pass project= to keep pivots inside f's domain, or check f)"
+    )
+
+
+def _interior(bad: torch.Tensor) -> torch.Tensor:
+    return bad[1:-1]
+
+
 def _relax(
     f: Func,
     path: torch.Tensor,
+    steps: int,
+    band: Band,
+    ascent: GuardedAscent,
     *,
     method: str,
-    steps: int,
-    lr: float,
-    spring: float,
     alphas: torch.Tensor | None,
-    climbing: bool,
-    climb_start: int,
-    optimizer: str,
-    max_step: float,
-    project: Project,
     tol: float,
-    callback,
-    max_halvings: int,
+    callback: Callable | None,
     show_progress: bool | None,
     iteration_offset: int = 0,
-) -> dict:
+) -> _Relaxed:
     """Relax a band (NEB with springs) or a string (``alphas`` given, no springs).
 
     Each iteration: forces from the values and gradients of the current path (one
-    batched call), an Adam/SGD step capped at ``max_step`` per pivot, projection into
-    the domain, (string) reparameterization, and one batched evaluation of the trial
-    path. Pivots whose trial value or gradient is not finite (or a trial on which f raises
-    NumericalError, as LDAObjective does where it would be NaN) get their step halved and
-    the trial is re-evaluated; after ``max_halvings`` halvings, or if f stops being finite
-    at the fixed endpoints, a NumericalError (a FloatingPointError) names the iteration.
+    batched call), then one guarded step of ``ascent`` (capped, projected, halved while
+    f is not finite at a trial pivot), with the string redistributed to the arc-length
+    fractions ``alphas`` after the move. Without ``alphas`` only the pivots that are not
+    finite get their step halved; a string's redistribution mixes neighbours, so it
+    halves every step. If f stops being finite at the fixed endpoints, or after the last
+    halving, a NumericalError (a FloatingPointError) names the iteration.
     """
-    label = method.upper() if method == "neb" else "AutoNEB"
-    n_int = path.shape[0] - 2
-    values, grad = _value_and_grad(f, path)
-    bad = _bad_rows(values, grad)
+    label = "NEB" if method == "neb" else "AutoNEB"
+    values, grad = value_and_grad(f, path)
+    bad = bad_rows(values, grad)
     if bad.any():
         rows = torch.nonzero(bad).flatten().tolist()
         raise NumericalError(
@@ -571,54 +555,29 @@ def _relax(
             f"NaN/inf at pivot(s) {rows}; start from points where f is finite"
         )
     history = [values]
-    stepper = _Stepper(optimizer, lr, path[1:-1])
     ci = None
     converged = False
-    halvings = 0
     fmax = math.inf
     n_iter = 0
-    bar = progress(total=steps, desc=method, unit="step", disable=_show(show_progress), leave=False)
-    with bar:
+    disable = progress_disabled(show_progress)
+    with progress(total=steps, desc=method, unit="step", disable=disable, leave=False) as bar:
         for it in range(1, steps + 1):
-            climb_now = climbing and it - 1 >= climb_start
-            force, ci = _band_forces(path, values, grad, spring, climb_now)
+            climb_now = band.climbing and it - 1 >= band.climb_start
+            force, ci = _band_forces(path, values, grad, band.spring, climb_now)
             fmax = float(force.norm(dim=1).max())
-            if fmax <= tol and (climb_now or not climbing):
+            if fmax <= tol and (climb_now or not band.climbing):
                 converged = True
                 break
-            step = _cap_norm(stepper(force), max_step)
-            scale = torch.ones(n_int, 1, dtype=path.dtype, device=path.device)
-            for h in range(max_halvings + 1):
-                trial = path.clone()
-                trial[1:-1] = project(torch.addcmul(path[1:-1], scale, step))
-                if alphas is not None:
-                    trial = _reparametrize(trial, alphas, ci)
-                t_values, t_grad = _value_and_grad(f, trial)
-                bad = _bad_rows(t_values, t_grad)
-                if not bad.any():
-                    break
-                where = f"iteration {iteration_offset + it}"
-                if bad[0] or bad[-1]:
-                    raise NumericalError(
-                        f"{label} stopped at {where}: f or its gradient became NaN/inf at a "
-                        f"fixed endpoint, where it was finite before; f must be a "
-                        f"deterministic, finite function of its input"
-                    )
-                if h == max_halvings:
-                    rows = torch.nonzero(bad).flatten().tolist()
-                    raise NumericalError(
-                        f"{label} stopped at {where}: f or its gradient is NaN/inf at "
-                        f"pivot(s) {rows} even after {max_halvings} step halvings; f is "
-                        f"not finite arbitrarily close to the current path (pass project= "
-                        f"to keep pivots inside f's domain, or check f)"
-                    )
-                halvings += 1
-                if alphas is None:
-                    scale[bad[1:-1]] *= 0.5
-                else:
-                    # Reparameterization mixes neighbouring pivots: shrink every step.
-                    scale *= 0.5
-            path, values, grad = trial, t_values, t_grad
+            where = f"iteration {iteration_offset + it}"
+            trial = ascent.step(
+                path[1:-1],
+                force,
+                partial(_band_candidate, f, path, alphas, ci),
+                halve=_interior if alphas is None else None,
+                hopeless=partial(_endpoint_failure, label, where),
+                exhausted=partial(_pivot_failure, label, where, ascent.max_halvings),
+            )
+            path, values, grad = trial.state, trial.values, trial.grad
             history.append(values)
             n_iter = it
             bar.update(1)
@@ -628,20 +587,20 @@ def _relax(
             if callback is not None and callback(iteration_offset + it, path, values):
                 break
     if not converged:
-        climb_now = climbing and n_iter >= climb_start
-        force, ci = _band_forces(path, values, grad, spring, climb_now)
+        climb_now = band.climbing and n_iter >= band.climb_start
+        force, ci = _band_forces(path, values, grad, band.spring, climb_now)
         fmax = float(force.norm(dim=1).max())
-        converged = fmax <= tol and (not climbing or n_iter >= climb_start)
-    return {
-        "path": path,
-        "values": values,
-        "history": torch.stack(history),
-        "climbing_index": ci if climbing else None,
-        "n_iter": n_iter,
-        "converged": converged,
-        "halvings": halvings,
-        "max_force": fmax,
-    }
+        converged = fmax <= tol and (not band.climbing or n_iter >= band.climb_start)
+    return _Relaxed(
+        path=path,
+        values=values,
+        history=torch.stack(history),
+        climbing_index=ci if band.climbing else None,
+        n_iter=n_iter,
+        converged=converged,
+        halvings=ascent.halvings,
+        max_force=fmax,
+    )
 
 
 def _finish(
@@ -678,15 +637,12 @@ def _finish(
     )
 
 
-def _common_args(n_pivots, steps, lr, optimizer, max_halvings, per_segment, noise):
+def _common_args(n_pivots, steps, optimizer, per_segment, noise) -> Optimizer:
     checks.integer(n_pivots, "n_pivots", 3)
     checks.integer(steps, "steps", 0)
-    checks.positive(lr, "lr")
-    if optimizer not in _OPTIMIZERS:
-        raise ConfigError(f"optimizer must be one of {_OPTIMIZERS}, got {optimizer!r}")
-    checks.integer(max_halvings, "max_halvings", 0)
     checks.integer(per_segment, "per_segment", 1)
     checks.positive(noise, "noise", allow_zero=True)
+    return checked_optimizer(optimizer)
 
 
 def _start_path(a, b, n_pivots, init, noise, generator, project) -> torch.Tensor:
@@ -712,10 +668,11 @@ def _start_path(a, b, n_pivots, init, noise, generator, project) -> torch.Tensor
     return path
 
 
-def _default_max_step(a, b, n_segments: int, max_step) -> float:
-    if max_step is None:
+def _max_step(a, b, n_segments: int, optimizer: Optimizer) -> float:
+    """The optimizer's step cap, by default half the straight-line pivot spacing."""
+    if optimizer.max_step is None:
         return 0.5 * float((b - a).norm()) / n_segments
-    return checks.positive(max_step, "max_step")
+    return optimizer.max_step
 
 
 # --------------------------------------------------------------------------- NEB
@@ -727,21 +684,17 @@ def neb(
     b: ArrayOrTensor,
     n_pivots: int = 10,
     steps: int = 500,
-    lr: float = 0.01,
-    spring: float = 1.0,
-    climbing: bool = False,
-    optimizer: str = "adam",
-    generator: torch.Generator | int = 0,
-    callback: Callable | None = None,
-    max_step: float | None = None,
-    project: Project | None = None,
-    climb_start: int | None = None,
+    *,
+    optimizer: Optimizer | None = None,
+    band: Band | None = None,
     tol: float = 1e-6,
+    generator: torch.Generator | int = 0,
     noise: float = 0.0,
     init: torch.Tensor | None = None,
+    project: Project | None = None,
+    callback: Callable | None = None,
     per_segment: int = 10,
     batch_size: int | None = None,
-    max_halvings: int = 20,
     show_progress: bool | None = None,
 ) -> PathResult:
     """Maximum-f path between ``a`` and ``b`` by the nudged elastic band, for maximizing f.
@@ -752,7 +705,7 @@ def neb(
 
     with g_i = grad f(p_i) and tau_i the improved tangent of Henkelman & Jonsson (2000),
     which points toward the neighbour with the higher energy, i.e. the *lower* f. With
-    ``climbing=True`` the interior pivot with the lowest f (the bottleneck of a
+    ``band.climbing`` the interior pivot with the lowest f (the bottleneck of a
     maximum-f path) drops its spring and gets F = g - 2 (g . tau) tau: it climbs f across
     the path and descends f along it, converging to the first-order saddle of f between
     the two maxima (Henkelman, Uberuaga & Jonsson 2000). The endpoints never move.
@@ -774,51 +727,42 @@ def neb(
         Pivots P >= 3 including both endpoints (ignored when ``init`` is given).
     steps : int
         Maximum number of iterations.
-    lr : float
-        Step size (Adam: roughly the per-coordinate step; SGD: multiplies the force).
-    spring : float
-        Spring constant k (units of f per squared unit of x); 0 switches springs off.
-    climbing : bool
-        Climbing image on the lowest pivot from iteration ``climb_start`` on.
-    optimizer : {"adam", "sgd"}
-    generator : torch.Generator or int, optional
-        Randomness of ``noise`` (None: seed 0).
-    callback : callable, optional
-        ``callback(iteration, pivots, values)`` after each step; return True to stop. Do
-        not modify the tensors in place.
-    max_step : float, optional
-        Cap on the Euclidean norm of each pivot's step; default half the straight-line
-        pivot spacing, ``0.5 |b - a| / (P - 1)``.
-    project : callable, optional
-        Maps a ``(m, n)`` batch of pivots back into f's domain (e.g. ``lambda x:
-        x.clamp_min(1e-8)`` for positive parameters); applied after every step. Default:
-        identity.
-    climb_start : int, optional
-        Iteration at which climbing starts; default ``steps // 4`` (the band first settles
-        near the maximum-f path).
+    optimizer : Optimizer, optional
+        Update rule, step size, step cap (default half the straight-line pivot spacing,
+        ``0.5 |b - a| / (P - 1)``) and step halvings allowed per iteration when f is not
+        finite at a trial pivot; default ``Optimizer()`` (Adam, lr 0.01).
+    band : Band, optional
+        Spring constant and climbing image; default ``Band()`` (spring 1, no climbing).
     tol : float
         Stop when the largest interior force norm is at most ``tol`` (and climbing, if
         asked, has started).
+    generator : torch.Generator or int
+        Randomness of ``noise``.
     noise : float
         Standard deviation of Gaussian noise added to the starting interior pivots
         (breaks the symmetry of a straight start on symmetric functions).
     init : (P, n) tensor, optional
         Starting path instead of the straight line; its endpoint rows are replaced by
         ``a`` and ``b``.
+    project : callable, optional
+        Maps a ``(m, n)`` batch of pivots back into f's domain (e.g. ``lambda x:
+        x.clamp_min(1e-8)`` for positive parameters); applied after every step. Default:
+        identity.
+    callback : callable, optional
+        ``callback(iteration, pivots, values)`` after each step; return True to stop. Do
+        not modify the tensors in place.
     per_segment : int
         Dense resampling for :attr:`PathResult.dense_values` and the barrier.
     batch_size : int, optional
         Chunk size of the dense evaluation (memory for large n).
-    max_halvings : int
-        Step halvings allowed per iteration when f is not finite at a trial pivot.
     show_progress : bool, optional
         Progress bar; default: on a terminal (see :mod:`elbolab.progress`).
 
     Returns
     -------
     PathResult
-        ``info`` holds ``halvings`` (step halvings taken) and ``max_force`` (final largest
-        interior force norm).
+        ``info`` holds ``halvings`` (step halvings taken), ``max_force`` (final largest
+        interior force norm) and ``spring``.
 
     Raises
     ------
@@ -826,50 +770,43 @@ def neb(
         Bad arguments, or ``f`` does not return a differentiable ``(P,)`` tensor.
     NumericalError
         f or its gradient is NaN/inf at the start, at an endpoint, or at a pivot even
-        after ``max_halvings`` step halvings; the message names the iteration.
+        after ``optimizer.max_halvings`` step halvings; the message names the iteration.
     """
-    a, b = _endpoints(a, b)
+    a, b = endpoints(a, b)
     if init is not None:
         n_pivots = int(torch.as_tensor(init).shape[0])
-    _common_args(n_pivots, steps, lr, optimizer, max_halvings, per_segment, noise)
-    spring = checks.positive(spring, "spring", allow_zero=True)
+    optimizer = _common_args(n_pivots, steps, optimizer, per_segment, noise)
+    band = _checked_record(band, Band)
     tol = checks.positive(tol, "tol", allow_zero=True)
-    if climb_start is None:
-        climb_start = steps // 4
-    climb_start = checks.integer(climb_start, "climb_start", 0)
-    proj = _project_fn(project)
+    if band.climb_start is None:
+        band = replace(band, climb_start=steps // 4)
+    proj = domain_projection(project)
     path = _start_path(a, b, n_pivots, init, noise, generator, proj)
-    cap = _default_max_step(a, b, n_pivots - 1, max_step)
+    ascent = GuardedAscent(optimizer, path[1:-1], _max_step(a, b, n_pivots - 1, optimizer), proj)
     out = _relax(
         f,
         path,
+        steps,
+        band,
+        ascent,
         method="neb",
-        steps=steps,
-        lr=lr,
-        spring=spring,
         alphas=None,
-        climbing=bool(climbing),
-        climb_start=climb_start,
-        optimizer=optimizer,
-        max_step=cap,
-        project=proj,
         tol=tol,
         callback=callback,
-        max_halvings=max_halvings,
         show_progress=show_progress,
     )
     return _finish(
         f,
         "neb",
-        out["path"],
-        out["values"],
-        out["history"],
+        out.path,
+        out.values,
+        out.history,
         per_segment,
         batch_size,
-        n_iter=out["n_iter"],
-        converged=out["converged"],
-        climbing_index=out["climbing_index"],
-        info={"halvings": out["halvings"], "max_force": out["max_force"], "spring": spring},
+        n_iter=out.n_iter,
+        converged=out.converged,
+        climbing_index=out.climbing_index,
+        info={"halvings": out.halvings, "max_force": out.max_force, "spring": band.spring},
     )
 
 
@@ -893,29 +830,57 @@ def _insertions(
     return drop, points, frac
 
 
+def _arc_fractions(path: torch.Tensor) -> torch.Tensor:
+    """Arc-length fraction of every pivot along the polyline, exactly 0 and 1 at the ends."""
+    seg = (path[1:] - path[:-1]).norm(dim=1)
+    s = torch.cat([seg.new_zeros(1), torch.cumsum(seg, 0)])
+    alphas = s / s[-1]
+    alphas[0], alphas[-1] = 0.0, 1.0
+    return alphas
+
+
+def _with_insertions(
+    f: Func,
+    path: torch.Tensor,
+    values: torch.Tensor,
+    cycles: Cycles,
+    room: int,
+    per_segment: int,
+    batch_size: int | None,
+) -> tuple[torch.Tensor, int]:
+    """The path with up to ``room`` new pivots where it dips most, and how many were added.
+
+    Insertion of Draxler et al. (2018, Alg. 1): new pivots at the lowest dense points of
+    the segments that dip more than ``cycles.insert_tol`` below their pivots.
+    """
+    dense = dense_values(f, path, per_segment, batch_size)
+    drop, points, _ = _insertions(path, values, dense, per_segment)
+    candidates = torch.nonzero(torch.isfinite(drop) & (drop > cycles.insert_tol)).flatten()
+    chosen = candidates[torch.argsort(drop[candidates], descending=True)[:room]]
+    if chosen.numel() == 0:
+        return path, 0
+    # Segment i's new pivot goes between rows i and i + 1.
+    rows = torch.arange(path.shape[0], dtype=path.dtype)
+    keys = torch.cat([rows, chosen.to(path.dtype) + 0.5])
+    return torch.cat([path, points[chosen]])[torch.argsort(keys)], int(chosen.numel())
+
+
 def autoneb(
     f: Func,
     a: ArrayOrTensor,
     b: ArrayOrTensor,
     n_pivots: int = 3,
-    cycles: int = 5,
     steps: int = 200,
-    lr: float = 0.01,
-    insert_per_cycle: int = 2,
-    max_pivots: int = 33,
-    insert_tol: float = 0.0,
-    climbing: bool = False,
-    climb_steps: int | None = None,
-    optimizer: str = "adam",
-    generator: torch.Generator | int = 0,
-    callback: Callable | None = None,
-    max_step: float | None = None,
-    project: Project | None = None,
+    *,
+    optimizer: Optimizer | None = None,
+    cycles: Cycles | None = None,
     tol: float = 1e-6,
+    generator: torch.Generator | int = 0,
     noise: float = 0.0,
+    project: Project | None = None,
+    callback: Callable | None = None,
     per_segment: int = 10,
     batch_size: int | None = None,
-    max_halvings: int = 20,
     show_progress: bool | None = None,
 ) -> PathResult:
     """AutoNEB (Draxler et al. 2018): relax a string, insert pivots where it dips, repeat.
@@ -924,9 +889,10 @@ def autoneb(
     for ``steps`` iterations, then evaluates f on a dense piecewise-linear resampling
     (``per_segment`` points per segment). For each segment the *drop* is
     ``min(f(p_i), f(p_{i+1})) - min over the segment's interior dense points``; in the up
-    to ``insert_per_cycle`` segments with the largest drop above ``insert_tol`` a new
-    pivot is inserted at the lowest dense point (while the path has fewer than
-    ``max_pivots``). The cycles stop early once no segment needs a pivot.
+    to ``cycles.insert_per_cycle`` segments with the largest drop above
+    ``cycles.insert_tol`` a new pivot is inserted at the lowest dense point (while the
+    path has fewer than ``cycles.max_pivots``). The cycles stop early once no segment
+    needs a pivot.
 
     No spring constant: instead of NEB springs the path is relaxed as a string (E, Ren &
     Vanden-Eijnden 2002). Each step moves the pivots along the component of grad f
@@ -937,35 +903,25 @@ def autoneb(
     resolution stays where the path needed it. (Plain equal-arc-length redistribution
     would smear an inserted pivot away from the dip that called for it.)
 
-    With ``climbing=True`` a final cycle of ``climb_steps`` iterations (default
+    With ``cycles.climbing`` a final cycle of ``cycles.climb_steps`` iterations (default
     ``steps``) runs with the climbing image on the lowest pivot, which stays put during
     redistribution while the pivots on each side are spread over their side.
 
     Parameters
     ----------
-    f, a, b, optimizer, generator, callback, project, tol, noise, per_segment, batch_size,
-    max_halvings, show_progress
+    f, a, b, tol, generator, noise, project, callback, per_segment, batch_size, show_progress
         As in :func:`neb`.
     n_pivots : int
         Starting pivots (>= 3, endpoints included).
-    cycles : int
-        Maximum number of relax-and-insert cycles.
     steps : int
         Iterations per cycle.
-    lr : float
-        Step size.
-    insert_per_cycle : int
-        Most pivots inserted after one cycle.
-    max_pivots : int
-        The path never grows beyond this many pivots.
-    insert_tol : float
-        A segment gets a new pivot only if its drop exceeds this (units of f).
-    climbing : bool
-        Run a final climbing-image cycle.
-    climb_steps : int, optional
-        Iterations of that cycle; default ``steps``.
-    max_step : float, optional
-        Per-pivot step cap; default ``0.5 |b - a| / (P - 1)`` for the current P.
+    optimizer : Optimizer, optional
+        As in :func:`neb`; the default step cap is ``0.5 |b - a| / (P - 1)`` for the
+        current P.
+    cycles : Cycles, optional
+        How many relax-and-insert cycles, how many pivots each may insert, and the
+        final climbing cycle; default ``Cycles()`` (5 cycles, 2 insertions each, at
+        most 33 pivots, no climbing).
 
     Returns
     -------
@@ -974,17 +930,13 @@ def autoneb(
         ``info["n_pivots_per_cycle"]`` the path size during each cycle,
         ``info["inserted"]`` the number inserted after each cycle.
     """
-    a, b = _endpoints(a, b)
-    _common_args(n_pivots, steps, lr, optimizer, max_halvings, per_segment, noise)
-    checks.integer(cycles, "cycles", 1)
-    checks.integer(insert_per_cycle, "insert_per_cycle", 0)
-    checks.integer(max_pivots, "max_pivots", n_pivots)
-    insert_tol = checks.positive(insert_tol, "insert_tol", allow_zero=True)
+    a, b = endpoints(a, b)
+    optimizer = _common_args(n_pivots, steps, optimizer, per_segment, noise)
+    cycles = _checked_record(cycles, Cycles)
+    checks.integer(cycles.max_pivots, "max_pivots", n_pivots)
     tol = checks.positive(tol, "tol", allow_zero=True)
-    climb_steps = steps if climb_steps is None else checks.integer(climb_steps, "climb_steps", 0)
-    if max_step is not None:
-        checks.positive(max_step, "max_step")
-    proj = _project_fn(project)
+    climb_steps = steps if cycles.climb_steps is None else cycles.climb_steps
+    proj = domain_projection(project)
     path = _start_path(a, b, n_pivots, None, noise, generator, proj)
 
     histories, sizes, inserted = [], [], []
@@ -992,70 +944,52 @@ def autoneb(
 
     def run(path, n_steps, climb):
         nonlocal total_iter, halvings
-        seg = (path[1:] - path[:-1]).norm(dim=1)
-        s = torch.cat([seg.new_zeros(1), torch.cumsum(seg, 0)])
-        alphas = s / s[-1]
-        alphas[0], alphas[-1] = 0.0, 1.0
         sizes.append(int(path.shape[0]))
+        cap = _max_step(a, b, path.shape[0] - 1, optimizer)
         out = _relax(
             f,
             path,
+            n_steps,
+            Band(spring=0.0, climbing=climb, climb_start=0),
+            GuardedAscent(optimizer, path[1:-1], cap, proj),
             method="autoneb",
-            steps=n_steps,
-            lr=lr,
-            spring=0.0,
-            alphas=alphas,
-            climbing=climb,
-            climb_start=0,
-            optimizer=optimizer,
-            max_step=_default_max_step(a, b, path.shape[0] - 1, max_step),
-            project=proj,
+            alphas=_arc_fractions(path),
             tol=tol,
             callback=callback,
-            max_halvings=max_halvings,
             show_progress=show_progress,
             iteration_offset=total_iter,
         )
-        histories.append(out["history"])
-        total_iter += out["n_iter"]
-        halvings += out["halvings"]
+        histories.append(out.history)
+        total_iter += out.n_iter
+        halvings += out.halvings
         return out
 
-    for c in range(cycles):
+    for c in range(cycles.count):
         out = run(path, steps, False)
-        path, values = out["path"], out["values"]
-        room = min(insert_per_cycle, max_pivots - path.shape[0])
-        if c == cycles - 1 or per_segment == 1 or room <= 0:
+        path, values = out.path, out.values
+        room = min(cycles.insert_per_cycle, cycles.max_pivots - path.shape[0])
+        if c == cycles.count - 1 or per_segment == 1 or room <= 0:
             break
-        # Insertion (Draxler et al. 2018, Alg. 1): new pivots at the lowest dense points
-        # of the segments that dip most below their pivots.
-        dense = dense_values(f, path, per_segment, batch_size)
-        drop, points, _ = _insertions(path, values, dense, per_segment)
-        candidates = torch.nonzero(torch.isfinite(drop) & (drop > insert_tol)).flatten()
-        chosen = candidates[torch.argsort(drop[candidates], descending=True)[:room]]
-        inserted.append(int(chosen.numel()))
-        if chosen.numel() == 0:
+        path, added = _with_insertions(f, path, values, cycles, room, per_segment, batch_size)
+        inserted.append(added)
+        if added == 0:
             break
-        # Segment i's new pivot goes between rows i and i + 1.
-        rows = torch.arange(path.shape[0], dtype=path.dtype)
-        keys = torch.cat([rows, chosen.to(path.dtype) + 0.5])
-        path = torch.cat([path, points[chosen]])[torch.argsort(keys)]
-    if climbing:
+    if cycles.climbing:
         out = run(path, climb_steps, True)
     return _finish(
         f,
         "autoneb",
-        out["path"],
-        out["values"],
+        out.path,
+        out.values,
         histories[-1],
         per_segment,
         batch_size,
         n_iter=total_iter,
-        converged=out["converged"],
-        climbing_index=out["climbing_index"],
+        converged=out.converged,
+        climbing_index=out.climbing_index,
         info={
             "halvings": halvings,
-            "max_force": out["max_force"],
+            "max_force": out.max_force,
             "cycle_histories": histories,
             "n_pivots_per_cycle": sizes,
             "inserted": inserted,

@@ -6,7 +6,10 @@ from __future__ import annotations
 import torch
 
 from ...landscape import (
+    Band,
+    Cycles,
     LDAObjective,
+    Optimizer,
     apply_permutation,
     autoneb,
     barrier,
@@ -76,17 +79,26 @@ def path_record(result, keep_pivots: bool, obj) -> dict:
 
 
 def neb_profile(obj, xa, xb, cfg: Config, **overrides):
+    """NEB in profile mode with the climbing image; ``overrides`` may set ``n_pivots``,
+    ``steps``, ``lr`` and ``spring``."""
     settings = {
         "n_pivots": cfg.n_pivots,
         "steps": cfg.neb_steps,
         "lr": cfg.neb_lr,
         "spring": cfg.spring,
-        "climbing": True,
-        "generator": cfg.seed,
-        "batch_size": 16,
         **overrides,
     }
-    return neb(obj, xa, xb, **settings)
+    return neb(
+        obj,
+        xa,
+        xb,
+        settings["n_pivots"],
+        settings["steps"],
+        optimizer=Optimizer(lr=settings["lr"]),
+        band=Band(spring=settings["spring"], climbing=True),
+        generator=cfg.seed,
+        batch_size=16,
+    )
 
 
 def autoneb_profile(prof, xa, xb, cfg: Config):
@@ -94,10 +106,9 @@ def autoneb_profile(prof, xa, xb, cfg: Config):
         prof,
         xa,
         xb,
-        cycles=cfg.autoneb_cycles,
         steps=cfg.autoneb_steps,
-        lr=cfg.neb_lr,
-        climbing=True,
+        optimizer=Optimizer(lr=cfg.neb_lr),
+        cycles=Cycles(cfg.autoneb_cycles, climbing=True),
         generator=cfg.seed,
         batch_size=16,
     )
@@ -110,7 +121,7 @@ def bezier_profile(prof, xa, xb, cfg: Config):
         xb,
         degree=cfg.bezier_degree,
         steps=cfg.bezier_steps,
-        lr=cfg.neb_lr,
+        optimizer=Optimizer(lr=cfg.neb_lr),
         n_t=cfg.bezier_n_t,
         generator=cfg.seed,
         batch_size=16,
@@ -130,9 +141,8 @@ def full_mode(cfg: Config, train, fit: dict, pair: dict) -> dict:
         fb,
         n_pivots=cfg.full_pivots,
         steps=cfg.full_steps,
-        lr=cfg.full_lr,
-        spring=cfg.spring,
-        climbing=True,
+        optimizer=Optimizer(lr=cfg.full_lr),
+        band=Band(spring=cfg.spring, climbing=True),
         generator=cfg.seed,
         batch_size=4,
     )
