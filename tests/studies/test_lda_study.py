@@ -12,7 +12,7 @@ from elbolab.diagnostics import topic_coherence
 from elbolab.landscape import align, distance_matrix
 from elbolab.studies import lda
 from elbolab.studies.claims import HOLDS, NOT_AT_THIS_BUDGET, NOT_CHECKED, PARTLY
-from elbolab.studies.lda import largest_drop
+from elbolab.studies.lda.measures import largest_drop
 from elbolab.studies.lda_runs import restart_histories
 
 
