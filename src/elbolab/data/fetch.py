@@ -335,18 +335,22 @@ def content_sha256(path) -> str:
         Missing, unreadable or corrupt (truncated gzip) file.
     """
     path = Path(path)
-    h = hashlib.sha256()
     try:
-        opener = gzip.open if path.name.endswith(".gz") else open
-        with opener(path, "rb") as f:
-            while chunk := f.read(_CHUNK):
-                h.update(chunk)
+        return _hash_content(path, gz=path.name.endswith(".gz"))
     except FileNotFoundError:
         raise DataError("not found", path) from None
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise DataError(f"corrupt or truncated gzip data ({exc})", path) from None
     except OSError as exc:
         raise DataError(f"cannot read: {exc.strerror or exc}", path) from None
+
+
+def _hash_content(path: Path, gz: bool) -> str:
+    """Hex sha256 of the bytes of ``path``, gzip-decompressed first when ``gz``."""
+    h = hashlib.sha256()
+    with (gzip.open if gz else open)(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
     return h.hexdigest()
 
 
@@ -513,16 +517,11 @@ def _unpack(
 
 
 def _verify_content(tmp: Path, final: Path, stored: StoredFile, url: str) -> None:
-    # The temp file's name lacks ".gz", so hash it through a name-independent path.
-    h = hashlib.sha256()
     try:
-        opener = gzip.open if final.name.endswith(".gz") else open
-        with opener(tmp, "rb") as f:
-            while chunk := f.read(_CHUNK):
-                h.update(chunk)
+        # The temporary file's name lacks ".gz": the final name says how to read it.
+        actual = _hash_content(tmp, gz=final.name.endswith(".gz"))
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise DataError(f"{url}: {stored.path} is not valid gzip data ({exc})") from None
-    actual = h.hexdigest()
     if actual != stored.sha256:
         raise DataError(
             f"content sha256 mismatch for {stored.path} from {url}: expected {stored.sha256}, "
