@@ -16,7 +16,7 @@ from elbolab.cluster import DaskDispatcher, Serial, make_dispatcher
 from elbolab.errors import ConfigError, DataError, NumericalError
 from elbolab.models import VAE, LinearVAE, train
 from elbolab.models.trainer import CHECKPOINT_NAME
-from elbolab.objectives import elbo, elbo_loss, iwae_loss
+from elbolab.objectives import ELBOObjective, elbo, elbo_loss, iwae_loss
 from elbolab.studies import lda, linear, surgery, vae_runs, zoo
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -123,7 +123,7 @@ def test_trainer_kl_warmup_needs_a_loss_that_takes_beta():
 
 
 def test_vae_runs_warmup_scales_the_specs_beta():
-    loss = vae_runs.loss_for({"beta": 4.0})
+    loss = vae_runs.loss_for(vae_runs.ModelSpec(2, (4,), objective=ELBOObjective(beta=4.0)))
     model = VAE(6, 2, hidden=(4,), generator=0)
     x = torch.rand(5, 6).round()
     expected = elbo_loss(model, x, 0, beta=2.0)

@@ -1,7 +1,9 @@
 """Distributions every layer uses: diagonal Gaussians whose samples come from a given
 ``torch.Generator``, the standard-normal prior with its short closed-form KL, the
 VampPrior mixture, and reparameterized sampling (:func:`rsample`) and stopped-gradient
-copies (:func:`detached`) of an encoder's q(z | x).
+copies (:func:`detached`) of an encoder's q(z | x), and the posteriors of some data points
+(:func:`select_rows`) or of consecutive batches as one (:func:`concatenate`), so that
+data encoded once need not be encoded again.
 
 They sit below models, objectives and diagnostics (which all take q(z | x) and p(z) as
 ``torch.distributions`` objects), so that an objective does not import a model module
@@ -34,6 +36,8 @@ __all__ = [
     "VampPriorDistribution",
     "rsample",
     "detached",
+    "select_rows",
+    "concatenate",
 ]
 
 
@@ -143,6 +147,40 @@ def detached(dist: Distribution) -> Distribution:
     raise ConfigError(
         f"DReG needs a diagonal Gaussian encoder (Independent(Normal)), got {type(dist).__name__}"
     )
+
+
+def _loc_scale(dist: Distribution, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(dist, Independent) and isinstance(dist.base_dist, Normal):
+        return dist.base_dist.loc, dist.base_dist.scale
+    raise ConfigError(
+        f"{what} needs a diagonal Gaussian (Independent(Normal)), got {type(dist).__name__}"
+    )
+
+
+def select_rows(dist: Distribution, rows: torch.Tensor | slice) -> DiagonalNormal:
+    """Rows of a diagonal Gaussian with batch shape (B,): q(z | x_n) for the data points
+    ``rows`` (an index tensor or a slice) of an encoding of all B.
+
+    Parameters
+    ----------
+    dist : Independent(Normal(mu, std), 1) with batch shape (B,) and event shape (d,)
+    rows : index tensor or slice into the B rows
+
+    Returns
+    -------
+    DiagonalNormal with the selected rows of mu and std (differentiable).
+    """
+    loc, scale = _loc_scale(dist, "select_rows")
+    return DiagonalNormal(loc[rows], scale[rows])
+
+
+def concatenate(parts: Sequence[Distribution]) -> DiagonalNormal:
+    """Diagonal Gaussians with batch shapes (B_1,), (B_2,), ... as one of batch shape
+    (B_1 + B_2 + ...,): the posteriors of consecutive data batches as one encoding."""
+    if not parts:
+        raise ConfigError("concatenate needs at least one distribution")
+    pairs = [_loc_scale(q, "concatenate") for q in parts]
+    return DiagonalNormal(torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs]))
 
 
 class VampPriorDistribution(MixtureSameFamily):

@@ -8,7 +8,8 @@ from torch.distributions import Categorical, Independent, MixtureSameFamily, Nor
 
 from elbolab import checks
 from elbolab.diagnostics import log_likelihood
-from elbolab.diagnostics.likelihood import _DiagonalMixture, _regroup
+from elbolab.diagnostics.likelihood import _regroup
+from elbolab.diagnostics.mixture import DiagonalMixture
 from elbolab.errors import ConfigError
 from elbolab.models.vae import VAE
 from elbolab.objectives import elbo
@@ -211,29 +212,29 @@ def _mixture(k=37, d=5, seed=0, lo=0.3, hi=1.5, spread=1.0, weights=True):
 def test_vamp_log_prob_by_matrix_products_equals_the_direct_formula():
     for seed, kw in enumerate([{}, {"weights": False}, {"lo": 0.05, "hi": 0.2, "spread": 3.0}]):
         direct, g = _mixture(seed=seed, **kw)
-        mix = _DiagonalMixture.of(direct)
+        mix = DiagonalMixture.of(direct)
         z = 2.0 * torch.randn(4, 50, 5, generator=g, dtype=torch.float64)
         want = direct.log_prob(z)  # the (4, 50, K, d) broadcast, float64
         torch.testing.assert_close(mix.log_prob(z), want, rtol=0, atol=1e-10)
         torch.testing.assert_close(mix.direct_log_prob(z), want, rtol=0, atol=1e-12)
         # a small memory block splits the rows: same numbers
-        small = _DiagonalMixture.of(direct, block_bytes=1)
+        small = DiagonalMixture.of(direct, block_bytes=1)
         torch.testing.assert_close(small.log_prob(z), want, rtol=0, atol=1e-10)
 
 
 def test_vamp_prior_of_the_model_is_recognized():
     m = VAE(6, 3, hidden=(5,), prior="vamp", n_pseudo=4, generator=1, dtype=torch.float64)
     prior = m.prior()
-    mix = _DiagonalMixture.of(prior)
+    mix = DiagonalMixture.of(prior)
     assert mix is not None and mix.k == 4 and mix.d == 3
     z = torch.randn(30, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     torch.testing.assert_close(mix.log_prob(z), prior.log_prob(z).detach(), rtol=0, atol=1e-10)
-    assert _DiagonalMixture.of(VAE(6, 3, hidden=(5,)).prior()) is None
+    assert DiagonalMixture.of(VAE(6, 3, hidden=(5,)).prior()) is None
 
 
 def test_float32_error_stays_within_the_stated_bound():
     direct, g = _mixture(k=60, d=6, seed=3, lo=0.1, hi=1.0, spread=2.0)
-    mix = _DiagonalMixture.of(direct)
+    mix = DiagonalMixture.of(direct)
     z = (2.5 * torch.randn(400, 6, generator=g, dtype=torch.float64)).float()
     want = direct.log_prob(z.double())
     b32, b64 = mix.error_bounds(z).tolist()
@@ -256,7 +257,24 @@ def test_needle_components_use_the_direct_formula():
     scale[2] = 1e-7
     loc[2] += 10.0
     needle = MixtureSameFamily(direct.mixture_distribution, Independent(Normal(loc, scale), 1))
-    mix = _DiagonalMixture.of(needle)
+    mix = DiagonalMixture.of(needle)
     z = torch.cat([loc[2:3] + 1e-7, torch.randn(5, 3, generator=g, dtype=torch.float64)])
     assert mix.error_bounds(z)[1] > 1e-4
     torch.testing.assert_close(mix.log_prob(z), needle.log_prob(z), rtol=1e-12, atol=1e-8)
+
+
+@pytest.mark.parametrize("prior", ["normal", "vamp"])
+def test_a_given_posterior_gives_the_same_estimate_without_encoding(prior):
+    m = VAE(6, 2, hidden=(5,), prior=prior, n_pseudo=3, dtype=torch.float64, generator=2)
+    x = (torch.rand(7, 6, generator=torch.Generator().manual_seed(3)) < 0.5).double()
+    plain = log_likelihood(m, x, k=40, generator=1, batch_size=3, progress=False)
+    with torch.no_grad():
+        q = elbo(m, x, generator=0)["posterior"]
+    calls = []
+    m.encode = lambda xb: calls.append(xb) or VAE.encode(m, xb)
+    given = log_likelihood(m, x, k=40, generator=1, batch_size=3, progress=False, posterior=q)
+    assert all(c is m.pseudo_inputs for c in calls)  # only a VampPrior encodes (its u_k)
+    # the same samples; only the encoding's rounding may differ (x at once, not in 3s)
+    torch.testing.assert_close(given["per_datum"], plain["per_datum"], rtol=1e-12, atol=1e-12)
+    with pytest.raises(ConfigError, match="posterior must be q"):
+        log_likelihood(m, x[:5], k=4, progress=False, posterior=q)

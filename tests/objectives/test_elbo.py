@@ -115,3 +115,30 @@ def test_bad_arguments(kwargs):
 def test_bad_shape():
     with pytest.raises(ConfigError):
         elbo(_model(), torch.zeros(6), generator=0)
+
+
+@pytest.mark.parametrize("prior", ["normal", "vamp"])
+def test_result_carries_its_terms_and_takes_a_posterior_back(prior):
+    m, x = _model(prior), _data(n=5)
+    r = elbo(m, x, generator=2, n_samples=3)
+    # the per-sample reconstruction, the posterior and the prior it used, by name
+    assert r["reconstruction_per_sample"].shape == (3, 5)
+    torch.testing.assert_close(
+        r["reconstruction_per_sample"].mean(0), r["reconstruction_per_datum"]
+    )
+    torch.testing.assert_close(r["posterior"].mean, m.encode(x).mean)
+    assert r["prior"].event_shape == (2,)
+    # the same posterior passed back gives the same numbers without encoding x again
+    calls = []
+    m.encode = lambda xb: calls.append(xb) or VAE.encode(m, xb)
+    again = elbo(m, x, generator=2, n_samples=3, posterior=r["posterior"])
+    assert all(c is m.pseudo_inputs for c in calls)  # only a VampPrior encodes (its u_k)
+    for key in ("elbo", "reconstruction", "kl"):
+        assert torch.equal(again[key], r[key]), key
+
+
+def test_a_posterior_of_other_rows_is_refused():
+    m, x = _model(), _data(n=5)
+    q = m.encode(_data(n=4))
+    with pytest.raises(ConfigError, match=r"posterior must be q\(z \| x\) with batch shape \(5,\)"):
+        elbo(m, x, generator=0, posterior=q)

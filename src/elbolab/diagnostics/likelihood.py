@@ -28,23 +28,9 @@ samples; a batch wider than the budget is also split along the images) and folde
 into running log-sum-exps, so memory is O(budget), not O(k * batch), and any k fits.
 Steps change nothing but float rounding.
 
-VampPrior. A mixture of K diagonal Gaussians (``MixtureSameFamily`` of
-``Independent(Normal)``, as :class:`~elbolab.distributions.VampPriorDistribution`) is
-evaluated by one matrix product per step instead of a (samples, batch, K, d) broadcast::
-
-    log w_k N(z; m_k, s_k) = [z^2, z, 1] . [-1/(2 s_k^2), m_k/s_k^2, c_k],
-    c_k = -sum_j m_kj^2/(2 s_kj^2) - sum_j log s_kj - (d/2) log 2 pi + log w_k,
-
-and log p(z) is the row log-sum-exp over k (:class:`_DiagonalMixture`). Expanding the
-square cancels terms; the rounding error of each product is at most
-``gamma_{2d+3} * sum_j |a_j| |f_kj|`` (a = [z^2, z, 1], f the row above; Higham 2002,
-eq. 3.5, two more for rounding the inputs), which bounds the error of log p(z) too (a
-log-sum-exp moves by at most the largest change of its terms). Each step takes the
-cheapest precision whose bound is at most 1e-4 nats: float32 (unit roundoff 2^-24;
-2^-11 under TF32 matmuls), else float64 (2^-53), else the direct (difference) formula.
-The float32 bound is rarely met by a VampPrior in R^20 (the untrained 784-200-200-20
-model's is 4.6e-4 nats), so in practice the product runs in float64: exact to ~1e-12
-nats and, on a GPU, still far cheaper than the broadcast.
+VampPrior. A mixture prior of K diagonal Gaussians is evaluated by one matrix product
+per step instead of a (samples, batch, K, d) broadcast
+(:class:`~elbolab.diagnostics.mixture.DiagonalMixture`), exact to ~1e-4 nats or better.
 
 Speed (``benchmarks/nll_speed.py``, binarized MNIST test images, 784-200-200-20 tanh
 VAE, 2 CPU cores): 500 images at k = 5000 in 23.7 s against 39.0 s for the
@@ -57,171 +43,15 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.distributions import Independent, MixtureSameFamily, Normal
 
 from .. import checks
-from ..distributions import rsample
+from ..distributions import rsample, select_rows
 from ..errors import ConfigError, NumericalError
-from ..objectives.elbo import _check_data, _prior, _to_model
+from ..objectives.protocol import check_data, model_device, model_prior, to_model
 from ..progress import progress as progress_bar
+from .mixture import DiagonalMixture, default_budget
 
 __all__ = ["log_likelihood"]
-
-_LOG_2PI = math.log(2.0 * math.pi)
-
-# Largest worst-case rounding error (nats) accepted from the expanded quadratic form
-# before a higher precision (or the direct formula) is used: the same tolerance as the
-# "auto" method of the ELBO-surgery aggregate posterior.
-MIXTURE_TOLERANCE = 1e-4
-
-# Working memory of one step by default: small on the CPU (measured fastest: 16 MiB
-# steps ran ~1.5x faster than 64-256 MiB ones, whose temporaries leave the cache and the
-# allocator's heap), a quarter of the free memory (at most 4 GiB) on a GPU.
-_CPU_BUDGET = 16 * 2**20
-_CUDA_BUDGET = 4 * 2**30
-
-
-def _model_device(model, fallback: torch.device) -> torch.device:
-    """The device of the model's first parameter (or buffer), else ``fallback``."""
-    for attr in ("parameters", "buffers"):
-        fn = getattr(model, attr, None)
-        if callable(fn):
-            for t in fn():
-                return t.device
-    return fallback
-
-
-def _float32_unit(device: torch.device) -> float:
-    """Unit roundoff of a float32 matrix product on ``device`` (TF32/bf16 when allowed)."""
-    if torch.get_float32_matmul_precision() != "highest":
-        return 2.0**-8  # bfloat16 passes ("medium") or TF32 ("high"): bound by the worse
-    matmul = torch.backends.cuda.matmul
-    if device.type == "cuda" and (
-        matmul.allow_tf32 or getattr(matmul, "fp32_precision", None) == "tf32"
-    ):
-        return 2.0**-11
-    return 2.0**-24
-
-
-class _DiagonalMixture:
-    """log p(z) of a mixture of K diagonal Gaussians by matrix products (see the module
-    docstring): ``sum_k w_k N(z; loc_k, diag(scale_k^2))`` for (..., d) z.
-
-    Parameters
-    ----------
-    loc, scale : (K, d) tensors
-    log_weights : (K,) tensor, log w_k (normalized)
-    block_bytes : int
-        Memory of one (rows, K) block of component log-densities.
-    """
-
-    def __init__(self, loc, scale, log_weights, block_bytes: int = _CPU_BUDGET):
-        loc = loc.detach().to(torch.float64)
-        scale = scale.detach().to(torch.float64)
-        log_w = log_weights.detach().to(torch.float64)
-        self.k, self.d = loc.shape
-        self.device = loc.device
-        self.block_bytes = block_bytes
-        prec = scale.pow(-2)
-        self.loc, self.scale = loc, scale
-        self.log_norm = -scale.log().sum(1) - 0.5 * self.d * _LOG_2PI + log_w  # (K,)
-        const = -0.5 * (loc * loc * prec).sum(1) + self.log_norm
-        feats = torch.cat([-0.5 * prec, loc * prec, const[:, None]], 1)  # (K, 2d+1)
-        self.feats64 = feats.T.contiguous()
-        self.absmax = feats.abs().amax(0)  # (2d+1,) float64 on the device
-        f32 = feats.to(torch.float32)
-        self.feats32 = f32.T.contiguous() if bool(torch.isfinite(f32).all()) else None
-
-    @classmethod
-    def of(cls, prior, block_bytes: int = _CPU_BUDGET) -> _DiagonalMixture | None:
-        """The mixture behind ``prior`` when it is a ``MixtureSameFamily`` of diagonal
-        Gaussians with batch shape () and event shape (d,), else None."""
-        if not isinstance(prior, MixtureSameFamily):
-            return None
-        comp, mix = prior.component_distribution, prior.mixture_distribution
-        if not (
-            isinstance(comp, Independent)
-            and isinstance(comp.base_dist, Normal)
-            and comp.reinterpreted_batch_ndims == 1
-            and len(comp.batch_shape) == 1
-            and len(comp.event_shape) == 1
-            and tuple(mix.batch_shape) == ()
-        ):
-            return None
-        shape = comp.batch_shape + comp.event_shape
-        loc = comp.base_dist.loc.expand(shape)
-        scale = comp.base_dist.scale.expand(shape)
-        log_w = torch.log_softmax(mix.logits.detach().to(torch.float64), -1)
-        return cls(loc, scale, log_w, block_bytes)
-
-    def error_bounds(self, z: torch.Tensor) -> torch.Tensor:
-        """(float32, float64) worst-case errors (nats) of the expanded form for rows z,
-        as one float64 tensor of 2 (one device sync to read them)."""
-        d = self.d
-        zmax = z.detach().abs().amax(tuple(range(z.ndim - 1))).to(torch.float64)
-        s = (zmax * zmax * self.absmax[:d]).sum() + (zmax * self.absmax[d : 2 * d]).sum()
-        s = s + self.absmax[2 * d]
-        n = 2 * d + 3
-        units = torch.tensor(
-            [_float32_unit(z.device), 2.0**-53], dtype=torch.float64, device=z.device
-        )
-        gamma = n * units / (1.0 - n * units)
-        return gamma * s
-
-    def log_prob(self, z: torch.Tensor, tolerance: float = MIXTURE_TOLERANCE) -> torch.Tensor:
-        """log p(z) for (..., d) z, float64 of shape z.shape[:-1], in the cheapest precision
-        whose worst-case error is within ``tolerance`` nats."""
-        if z.shape[-1] != self.d:
-            raise ConfigError(f"z must have {self.d} columns, got shape {tuple(z.shape)}")
-        lead = z.shape[:-1]
-        zr = z.reshape(-1, self.d)
-        if zr.shape[0] == 0:
-            return torch.empty(lead, dtype=torch.float64, device=z.device)
-        b32, b64 = self.error_bounds(zr).tolist()
-        if zr.dtype == torch.float32 and self.feats32 is not None and b32 <= tolerance:
-            out = self._gemm(zr, self.feats32)
-        elif b64 <= tolerance:
-            out = self._gemm(zr.to(torch.float64), self.feats64)
-        else:
-            out = self._direct(zr.to(torch.float64))
-        return out.reshape(lead)
-
-    def _rows(self, per_row: int) -> int:
-        return max(1, self.block_bytes // max(1, per_row))
-
-    def _gemm(self, z: torch.Tensor, feats_t: torch.Tensor) -> torch.Tensor:
-        out = torch.empty(z.shape[0], dtype=torch.float64, device=z.device)
-        step = self._rows(3 * self.k * z.element_size())
-        for i0 in range(0, z.shape[0], step):
-            zi = z[i0 : i0 + step]
-            a = torch.cat([zi * zi, zi, torch.ones_like(zi[:, :1])], 1)
-            out[i0 : i0 + step] = torch.logsumexp(a @ feats_t, 1).to(torch.float64)
-        return out
-
-    def direct_log_prob(self, z: torch.Tensor) -> torch.Tensor:
-        """log p(z) by the difference formula in float64 (the reference)."""
-        return self._direct(z.reshape(-1, self.d).to(torch.float64)).reshape(z.shape[:-1])
-
-    def _direct(self, z: torch.Tensor) -> torch.Tensor:
-        out = torch.empty(z.shape[0], dtype=torch.float64, device=z.device)
-        cols = min(self.k, 256)
-        rows = self._rows(3 * 8 * self.d * cols)  # (rows, cols, d) float64 differences
-        for i0 in range(0, z.shape[0], rows):
-            zi = z[i0 : i0 + rows, None, :]
-            acc = torch.full((zi.shape[0],), -math.inf, dtype=torch.float64, device=z.device)
-            for k0 in range(0, self.k, cols):
-                u = (zi - self.loc[None, k0 : k0 + cols]) / self.scale[None, k0 : k0 + cols]
-                g = -0.5 * (u * u).sum(-1) + self.log_norm[None, k0 : k0 + cols]
-                acc = torch.logaddexp(acc, torch.logsumexp(g, 1))
-            out[i0 : i0 + rows] = acc
-        return out
-
-
-def _default_budget(device: torch.device) -> int:
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(min(_CUDA_BUDGET, free // 4))
-    return _CPU_BUDGET
 
 
 def _row_bytes(model, data_dim: int, latent_dim: int, itemsize: int, n_comp: int) -> int:
@@ -261,12 +91,7 @@ def _regroup(draws, step: int):
 def _log_weights(model, q, prior, mixture, z, xb, j0: int, j1: int) -> torch.Tensor:
     """(samples, j1 - j0) float64 log weights of images j0:j1 of the batch."""
     if (j0, j1) != (0, xb.shape[0]):
-        base = q.base_dist
-        q = Independent(
-            Normal(base.loc[j0:j1], base.scale[j0:j1], validate_args=False),
-            1,
-            validate_args=False,
-        )
+        q = select_rows(q, slice(j0, j1))
         z, xb = z[:, j0:j1], xb[j0:j1]
     lpz = mixture.log_prob(z) if mixture is not None else prior.log_prob(z)
     log_w = (
@@ -291,6 +116,7 @@ def log_likelihood(
     chunk_size: int | None = None,
     progress: bool = True,
     max_memory: int | None = None,
+    posterior: torch.distributions.Distribution | None = None,
 ) -> dict:
     """Importance-sampled log p(x_n) for every datum, in nats, with standard errors.
 
@@ -319,6 +145,10 @@ def log_likelihood(
         Approximate bytes of working memory per evaluation step (default: 16 MiB on the
         CPU; a quarter of the free GPU memory, at most 4 GiB, on CUDA). Changes only the
         speed and float rounding, never the samples.
+    posterior : Independent(Normal), optional
+        q(z | x) with batch shape (N,) when x was encoded already (the ``"posterior"`` of
+        an :func:`~elbolab.objectives.elbo` result on the same x): used as the proposal
+        instead of encoding x again. The samples are the same either way.
 
     Returns
     -------
@@ -340,13 +170,17 @@ def log_likelihood(
         chunk_size = checks.integer(chunk_size, "chunk_size", 1)
     if max_memory is not None:
         max_memory = checks.integer(max_memory, "max_memory", 1)
-    x = _check_data(model, x)  # validated where it is; cast to the model's dtype per batch
-    device = _model_device(model, x.device)
+    x = check_data(model, x)  # validated where it is; cast to the model's dtype per batch
+    if posterior is not None and tuple(getattr(posterior, "batch_shape", ())) != (x.shape[0],):
+        raise ConfigError(
+            f"posterior must be q(z | x) with batch shape ({x.shape[0]},), one per row of x"
+        )
+    device = model_device(model, x.device)
     checks.same_device("the model", device, "x", x.device)
     gen = checks.torch_generator(generator, "generator", device=device)
     n = x.shape[0]
     chunk = min(chunk_size or max(1, 50_000 // min(batch_size, n)), k)
-    budget = max_memory or _default_budget(device)
+    budget = max_memory or default_budget(device)
 
     lse1 = torch.empty(n, dtype=torch.float64, device=device)  # log sum_i w_i
     lse2 = torch.empty(n, dtype=torch.float64, device=device)  # log sum_i w_i^2
@@ -358,12 +192,15 @@ def log_likelihood(
         prior = mixture = None
         row_bytes = 0
         for i0 in starts:
-            xb = _to_model(model, x[i0 : i0 + batch_size])
+            xb = to_model(model, x[i0 : i0 + batch_size])
             b = xb.shape[0]
-            q = model.encode(xb)
+            if posterior is None:
+                q = model.encode(xb)
+            else:
+                q = select_rows(posterior, slice(i0, i0 + b))
             if prior is None:
-                prior = _prior(model, q)
-                mixture = _DiagonalMixture.of(prior, block_bytes=max(1, budget // 4))
+                prior = model_prior(model, q)
+                mixture = DiagonalMixture.of(prior, block_bytes=max(1, budget // 4))
                 d = int(q.event_shape[0])
                 itemsize = xb.element_size()
                 row_bytes = _row_bytes(model, x.shape[1], d, itemsize, mixture.k if mixture else 0)

@@ -73,8 +73,10 @@ from torch.distributions import Independent, Normal
 from .. import checks
 from ..distributions import rsample
 from ..errors import ConfigError, NumericalError
+from ..objectives import elbo
+from ..objectives.protocol import check_data, model_device, to_model
 from ..progress import progress as progress_bar
-from .likelihood import _default_budget, _DiagonalMixture, _model_device
+from .mixture import DiagonalMixture, default_budget
 
 if TYPE_CHECKING:
     from .._types import ArrayOrTensor
@@ -357,7 +359,7 @@ def log_aggregate_posterior(
 def _prior_log_prob(prior, z: torch.Tensor, chunk: int) -> torch.Tensor:
     """log p(z) in float64 for (M, d) float64 z: a mixture of diagonal Gaussians (the
     VampPrior) by matrix products in float64, any other prior in chunks in its dtype."""
-    mixture = _DiagonalMixture.of(prior, block_bytes=_default_budget(z.device) // 4)
+    mixture = DiagonalMixture.of(prior, block_bytes=default_budget(z.device) // 4)
     if mixture is not None:
         return mixture.log_prob(z)
     dtype = torch.float64
@@ -548,7 +550,8 @@ def surgery_model(
     """ELBO surgery of a VAE-like model on data x, with the reconstruction term.
 
     Encodes x in batches (no gradients), runs :func:`surgery` with ``model.prior()``,
-    and adds the average reconstruction E_q[log p(x_n | z)] (S samples per datum). Runs
+    and adds the average reconstruction E_q[log p(x_n | z)] (S samples per datum), the
+    ``"reconstruction_per_sample"`` term of :func:`elbolab.objectives.elbo` on each batch. Runs
     on the model's device; x must be there too.
 
     Parameters
@@ -569,32 +572,32 @@ def surgery_model(
     average_kl (nats per datum), and the (N, d) float64 CPU tensors ``"mu"`` and
     ``"std"``.
     """
-    from ..objectives.elbo import _check_data, _to_model
-
     n_samples = checks.integer(n_samples, "n_samples", 1)
     encode_batch_size = checks.integer(encode_batch_size, "encode_batch_size", 1)
-    x = _check_data(model, x)  # validated where it is; cast to the model's dtype per batch
-    device = _model_device(model, x.device)
+    x = check_data(model, x)  # validated where it is; cast to the model's dtype per batch
+    device = model_device(model, x.device)
     checks.same_device("the model", device, "x", x.device)
     gen = checks.torch_generator(generator, "generator", device=device)
     mus, stds, recs = [], [], []
     with torch.no_grad():
         for i0 in range(0, x.shape[0], encode_batch_size):
-            xb = _to_model(model, x[i0 : i0 + encode_batch_size])
+            xb = to_model(model, x[i0 : i0 + encode_batch_size])
             q = model.encode(xb)
             if not (isinstance(q, Independent) and isinstance(q.base_dist, Normal)):
                 raise ConfigError("surgery_model needs an encoder returning Independent(Normal)")
-            zb = rsample(q, n_samples, gen)
-            recs.append(model.decode(zb).log_prob(xb).double())  # (S, b)
-            mus.append(q.base_dist.loc.double())
-            stds.append(q.base_dist.scale.double())
-        prior = checks.diagonal_prior(model.prior(), mus[0].shape[-1], "model.prior()")
+            loc, scale = q.base_dist.loc.double(), q.base_dist.scale.double()
+            checks.finite(loc, "surgery_model", "the encoder's mean for x")
+            checks.finite(scale, "surgery_model", "the encoder's standard deviation for x")
+            mus.append(loc)
+            stds.append(scale)
+            # The reconstruction term is the ELBO's, on S samples of this q (the KL it also
+            # computes is not used: surgery's float64 average KL is the one reported).
+            terms = elbo(model, xb, gen, n_samples=n_samples, posterior=q)
+            recs.append(terms["reconstruction_per_sample"].double())  # (S, b)
+        prior = terms["prior"]
     mu = torch.cat(mus)
     std = torch.cat(stds)
     rec = torch.cat(recs, 1)
-    checks.finite(mu, "surgery_model", "the encoder's mean for x")
-    checks.finite(std, "surgery_model", "the encoder's standard deviation for x")
-    checks.finite(rec, "surgery_model", "the reconstruction term log p(x | z)")
     if getattr(model, "prior_kind", None) == "normal":
         prior = None  # N(0, I): analytic KL, float64 log p(z)
     out = surgery(

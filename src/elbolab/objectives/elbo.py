@@ -22,77 +22,10 @@ from torch.distributions import kl_divergence
 
 from .. import checks
 from ..distributions import rsample
-from ..errors import ConfigError, DataError, NumericalError
+from ..errors import ConfigError
+from .protocol import as_data, check_terms, model_prior
 
 __all__ = ["elbo", "elbo_loss"]
-
-
-def _model_dtype(model) -> torch.dtype:
-    for p in model.parameters():
-        if p.is_floating_point():
-            return p.dtype
-    return torch.get_default_dtype()
-
-
-def _check_data(model, x, name: str = "x") -> torch.Tensor:
-    """x validated but not moved: a finite real (B, D) tensor in its own dtype and on its
-    own device, D the model's ``data_dim`` when it has one (checks.data_matrix). Loops
-    over batches of a large data set cast each batch with :func:`_to_model`."""
-    width = getattr(model, "data_dim", None)
-    return checks.data_matrix(
-        x, name, width=width if checks.is_integer(width) else None, shape_error=ConfigError
-    )
-
-
-def _to_model(model, x: torch.Tensor, name: str = "x") -> torch.Tensor:
-    """A validated x (or a batch of it) in the model's floating dtype (uint8 MNIST
-    included); ConfigError naming both devices if x is not on the model's device,
-    DataError if the cast overflows (float64 data beyond the float32 range)."""
-    p = next(model.parameters(), None)
-    if p is not None:
-        checks.same_device(name, x.device, "the model", p.device)
-    out = x.to(dtype=p.dtype if p is not None and p.is_floating_point() else _model_dtype(model))
-    if out is not x and x.is_floating_point() and not bool(torch.isfinite(out).all()):
-        raise DataError(f"{name} has values beyond the range of the model's dtype {out.dtype}")
-    return out
-
-
-def _as_data(model, x, name: str = "x") -> torch.Tensor:
-    """x as a finite floating tensor in the model's dtype (uint8 MNIST included), shape
-    (B, D) with D the model's ``data_dim`` when it has one (checks.data_matrix)."""
-    return _to_model(model, _check_data(model, x, name), name)
-
-
-def _prior(model, q):
-    """model.prior() as a prior over the encoder's R^d (checks.diagonal_prior): a batch of
-    d independent Normals becomes Independent(..., 1), other shapes are refused."""
-    event = tuple(getattr(q, "event_shape", ()))
-    if len(event) != 1:
-        raise ConfigError(
-            f"model.encode(x) must return a distribution with event shape (d,), got {event}"
-        )
-    return checks.diagonal_prior(model.prior(), event[0], "model.prior()")
-
-
-def _check_terms(where: str, batch: int, **terms) -> None:
-    """Each per-datum term has shape (B,) and is finite, else a clear error naming it."""
-    for name, value in terms.items():
-        if tuple(value.shape) != (batch,):
-            raise ConfigError(
-                f"{where}: the {name} term has shape {tuple(value.shape)}, expected ({batch},); "
-                "the model's encode/decode/prior must follow the VAE protocol"
-            )
-    # One host read for all terms: any NaN or infinity makes the total non-finite.
-    if not checks.value_checks_enabled() or bool(
-        torch.isfinite(sum(v.detach().sum() for v in terms.values()))
-    ):
-        return
-    for name, value in terms.items():
-        if not bool(torch.isfinite(value.detach()).all()):
-            raise NumericalError(
-                f"{where}: the {name} term is NaN or infinite for x (the model's encoder or "
-                "decoder returned non-finite values; check the parameters and the data)"
-            )
 
 
 def _analytic_kl(q, p) -> torch.Tensor | None:
@@ -102,6 +35,17 @@ def _analytic_kl(q, p) -> torch.Tensor | None:
         return None
 
 
+def _given_posterior(posterior, batch: int):
+    """A posterior passed in for x: a distribution with batch shape (B,), else ConfigError."""
+    shape = getattr(posterior, "batch_shape", None)
+    if shape is None or tuple(shape) != (batch,):
+        got = f"batch shape {tuple(shape)}" if shape is not None else type(posterior).__name__
+        raise ConfigError(
+            f"posterior must be q(z | x) with batch shape ({batch},), one per row of x; got {got}"
+        )
+    return posterior
+
+
 def elbo(
     model: torch.nn.Module,
     x: torch.Tensor,
@@ -109,6 +53,7 @@ def elbo(
     beta: float = 1.0,
     n_samples: int = 1,
     analytic_kl: bool = True,
+    posterior: torch.distributions.Distribution | None = None,
 ) -> dict:
     """ELBO and beta-ELBO of a batch, in nats, summed over the batch.
 
@@ -129,6 +74,10 @@ def elbo(
     analytic_kl : bool
         Use the closed-form KL when it exists (standard-normal prior); otherwise, or when
         False, a Monte Carlo estimate on the same S samples.
+    posterior : distribution, optional
+        q(z | x) for this x when it was encoded already (the ``"posterior"`` of an earlier
+        result, or rows of it): used instead of ``model.encode(x)``, so x is not encoded
+        twice. Its batch shape must be (B,).
 
     Returns
     -------
@@ -139,24 +88,28 @@ def elbo(
         ``"reconstruction"`` : sum_n E_q[log p(x_n | z)] (S-sample average);
         ``"kl"`` : sum_n KL(q(z | x_n) || p(z));
         ``"elbo_per_datum"``, ``"reconstruction_per_datum"``, ``"kl_per_datum"`` : (B,);
+        ``"reconstruction_per_sample"`` : (S, B), log p(x_n | z_ns);
+        ``"posterior"`` : q(z | x), the distribution the samples came from; ``"prior"`` :
+        p(z) as the KL saw it (over R^d, event shape (d,));
         ``"beta"`` : float; ``"n_samples"`` : int; ``"kl_analytic"`` : bool, whether the
         KL was computed in closed form.
     """
     beta = checks.number(beta, "beta", minimum=0.0)
     n_samples = checks.integer(n_samples, "n_samples", 1)
-    x = _as_data(model, x)
+    x = as_data(model, x)
     gen = checks.torch_generator(generator, "generator", device=x.device)
 
-    q = model.encode(x)
-    p = _prior(model, q)
+    q = model.encode(x) if posterior is None else _given_posterior(posterior, x.shape[0])
+    p = model_prior(model, q)
     z = rsample(q, n_samples, gen)  # (S, B, d)
-    rec = model.decode(z).log_prob(x).mean(0)  # (B,)
+    rec_s = model.decode(z).log_prob(x)  # (S, B)
+    rec = rec_s.mean(0)  # (B,)
 
     kl = _analytic_kl(q, p) if analytic_kl else None
     kl_analytic = kl is not None
     if kl is None:
         kl = (q.log_prob(z) - p.log_prob(z)).mean(0)
-    _check_terms("elbo", x.shape[0], reconstruction=rec, kl=kl)
+    check_terms("elbo", x.shape[0], reconstruction=rec, kl=kl)
 
     elbo_n = rec - kl
     beta_elbo = (rec - beta * kl).sum()
@@ -169,6 +122,9 @@ def elbo(
         "elbo_per_datum": elbo_n,
         "reconstruction_per_datum": rec,
         "kl_per_datum": kl,
+        "reconstruction_per_sample": rec_s,
+        "posterior": q,
+        "prior": p,
         "beta": float(beta),
         "n_samples": n_samples,
         "kl_analytic": kl_analytic,

@@ -36,7 +36,7 @@ import torch
 from .. import checks
 from ..distributions import detached, rsample
 from ..errors import ConfigError
-from .elbo import _as_data, _check_terms, _prior
+from .protocol import as_data, check_terms, model_prior
 
 __all__ = ["iwae", "iwae_loss"]
 
@@ -76,14 +76,15 @@ def iwae(
         samples (always <= ``"iwae"``); ``"elbo_per_datum"`` : (B,);
         ``"log_weights"`` : (k, B) detached log w_ni;
         ``"loss"`` : ``-iwae`` (standard gradient) or the DReG surrogate;
+        ``"posterior"`` : q(z | x), the proposal the samples came from;
         ``"k"`` : int; ``"dreg"`` : bool.
     """
     k = checks.integer(k, "k", 1)
-    x = _as_data(model, x)
+    x = as_data(model, x)
     gen = checks.torch_generator(generator, "generator", device=x.device)
 
     q = model.encode(x)
-    p = _prior(model, q)
+    p = model_prior(model, q)
     z = rsample(q, k, gen)  # (k, B, d)
     q_eval = detached(q) if dreg else q
     log_w = model.decode(z).log_prob(x) + p.log_prob(z) - q_eval.log_prob(z)  # (k, B)
@@ -92,7 +93,7 @@ def iwae(
             f"iwae: log weights have shape {tuple(log_w.shape)}, expected ({k}, {x.shape[0]}); "
             "the model's encode/decode/prior must follow the VAE protocol"
         )
-    _check_terms("iwae", x.shape[0], **{"log-weight": log_w.sum(0)})
+    check_terms("iwae", x.shape[0], **{"log-weight": log_w.sum(0)})
     iwae_n = torch.logsumexp(log_w, 0) - math.log(k)
 
     if dreg:
@@ -118,6 +119,7 @@ def iwae(
         "elbo_per_datum": elbo_n,
         "log_weights": log_w.detach(),
         "loss": loss,
+        "posterior": q,
         "k": k,
         "dreg": bool(dreg),
     }

@@ -71,7 +71,7 @@ def prepare(cfg: Config, data_root=None) -> dict:
 
 
 def run(cfg: Config, data: dict, rundir):
-    specs = {f"d{d}": {"latent": d, "hidden": cfg.hidden} for d in cfg.latents}
+    specs = {f"d{d}": vae_runs.ModelSpec(latent=d, hidden=cfg.hidden) for d in cfg.latents}
     results, arrays, timings = vae_runs.run_all(specs, data, cfg, rundir)
     metrics = {
         "data": vae_runs.data_summary(data),

@@ -36,10 +36,11 @@ from ..diagnostics import (
     log_likelihood,
     surgery_model,
 )
+from ..distributions import concatenate, select_rows
 from ..errors import ConfigError
 from ..models import VAE
 from ..models.trainer import train
-from ..objectives import elbo, elbo_loss, iwae_loss
+from ..objectives import ELBOObjective, IWAEObjective, elbo
 
 # Test images for the importance-sampled NLL on a CPU when ``nll_n`` is None: k = 5000
 # on all 10,000 images would take minutes per model on 2 cores (seconds on a GPU).
@@ -103,34 +104,44 @@ def load(data_root=None, n_train: int | None = None, seed: int = 0) -> dict:
     return data
 
 
-def make_model(spec: dict, seed: int) -> VAE:
-    """A VAE from a spec dict (``latent``, ``hidden``, ``prior``, ``n_pseudo``)."""
+@dataclass(frozen=True)
+class ModelSpec:
+    """One VAE of a study: its networks, prior and training objective.
+
+    latent, hidden : latent size d and encoder hidden widths (the decoder mirrors them).
+    objective : the bound it trains on (a beta-ELBO, or IWAE-k with DReG).
+    prior : ``"normal"`` (N(0, I)) or ``"vamp"`` (VampPrior with ``n_pseudo``
+        pseudo-inputs, initialized from training images).
+    epochs : training epochs (None: the study's ``epochs``).
+    label : how the reports name the model.
+    """
+
+    latent: int
+    hidden: tuple[int, ...]
+    objective: ELBOObjective | IWAEObjective = ELBOObjective()
+    prior: str = "normal"
+    n_pseudo: int = 500
+    epochs: int | None = None
+    label: str = ""
+
+
+def make_model(spec: ModelSpec, seed: int) -> VAE:
+    """The untrained VAE of a spec (Bernoulli likelihood on 784 pixels)."""
     return VAE(
         784,
-        spec["latent"],
-        hidden=tuple(spec["hidden"]),
+        spec.latent,
+        hidden=tuple(spec.hidden),
         likelihood="bernoulli",
-        prior=spec.get("prior", "normal"),
-        n_pseudo=spec.get("n_pseudo", 500),
+        prior=spec.prior,
+        n_pseudo=spec.n_pseudo,
         generator=seed,
     )
 
 
-def _beta_elbo_loss(model, x, generator, beta: float = 1.0, *, target: float):
-    # The trainer's KL warm-up passes beta in [0, 1]: it scales the spec's own beta.
-    return elbo_loss(model, x, generator, beta=beta * target)
-
-
-def is_iwae(spec: dict) -> bool:
-    return spec.get("objective", "elbo") == "iwae"
-
-
-def loss_for(spec: dict):
-    """``loss_fn(model, x, generator)`` of a spec: beta-ELBO (taking the warm-up's beta)
-    or IWAE-k (DReG for the encoder)."""
-    if is_iwae(spec):
-        return functools.partial(iwae_loss, k=spec["k"], dreg=True)
-    return functools.partial(_beta_elbo_loss, target=spec.get("beta", 1.0))
+def loss_for(spec: ModelSpec):
+    """``loss_fn(model, x, generator)`` of a spec for the trainer: its objective's loss
+    (the beta-ELBO's takes the KL warm-up's beta)."""
+    return spec.objective.loss
 
 
 def nll_images(nll_n: int | None, n_test: int, device: torch.device) -> int:
@@ -141,7 +152,7 @@ def nll_images(nll_n: int | None, n_test: int, device: torch.device) -> int:
 
 
 def fit(
-    spec: dict,
+    spec: ModelSpec,
     data: dict,
     cfg: TrainingConfig,
     epochs: int,
@@ -157,7 +168,7 @@ def fit(
     model = make_model(spec, cfg.seed).to(device)
     if init_state is not None:
         model.load_state_dict(init_state)
-    elif spec.get("prior") == "vamp":
+    elif spec.prior == "vamp":
         model.init_pseudo_inputs(data["train"], generator=cfg.seed)
     history = train(
         model,
@@ -170,7 +181,8 @@ def fit(
         lr=cfg.lr,
         patience=cfg.patience or max(3, epochs // 5),
         checkpoint=checkpoint,
-        kl_warmup=0 if is_iwae(spec) else min(cfg.kl_warmup, epochs),
+        # The KL warm-up is the beta-ELBO's; the IWAE bound has no KL weight to raise.
+        kl_warmup=min(cfg.kl_warmup, epochs) if isinstance(spec.objective, ELBOObjective) else 0,
     )
     return model, history
 
@@ -189,20 +201,27 @@ def evaluate(
         gen = checks.torch_generator(seed, device=device)
         # One sample per image: the KL is analytic for N(0, I) and a one-sample Monte
         # Carlo estimate for the VampPrior; both are unbiased and averaged over the test set.
+        posteriors = []
         for i0 in range(0, len(test), 1000):
             terms = elbo(model, test[i0 : i0 + 1000], gen)
             for key in sums:
                 sums[key] += float(terms[key])
+            posteriors.append(terms["posterior"])
+        # The test images are encoded once: the NLL below reuses these posteriors.
+        test_posterior = concatenate(posteriors)
     out = {f"test_{k}": v / len(test) for k, v in sums.items()}
     # The test file is sorted by class: score a seeded random subset (the same images on
     # every device), and the ELBO on the same images, so that the two are comparable
     # (NLL <= -ELBO image by image).
     n_images = nll_images(nll_n, len(test), device)
     subset = torch.randperm(len(test), generator=checks.torch_generator(seed))[:n_images]
-    images = test[subset.to(device)]
+    subset = subset.to(device)
+    images, posterior = test[subset], select_rows(test_posterior, subset)
     with torch.no_grad():
-        subset_elbo = elbo(model, images, checks.torch_generator(seed + 3, device=device))
-    ll = log_likelihood(model, images, k=nll_k, generator=seed + 1)
+        subset_elbo = elbo(
+            model, images, checks.torch_generator(seed + 3, device=device), posterior=posterior
+        )
+    ll = log_likelihood(model, images, k=nll_k, generator=seed + 1, posterior=posterior)
     out.update(
         test_nll=-ll["mean_log_likelihood"],
         test_nll_se=ll["se_mean"],
@@ -234,7 +253,7 @@ def evaluate(
 
 
 def train_and_evaluate(
-    spec: dict, data: dict, cfg, rundir, key: str, init_state: dict | None = None
+    spec: ModelSpec, data: dict, cfg, rundir, key: str, init_state: dict | None = None
 ) -> dict:
     """One model end to end on ``cfg.device``, its training checkpointed under
     ``KEY_trainer`` and the trained model saved as ``models/KEY.pt``; returns its numbers
@@ -242,7 +261,7 @@ def train_and_evaluate(
     # Resolved here, in the unit: on a cluster each worker picks its own GPU.
     device = checks.device(cfg.device, "device")
     data = {split: x.to(device) for split, x in data.items()}  # on the device once
-    epochs = spec.get("epochs", cfg.epochs)
+    epochs = cfg.epochs if spec.epochs is None else spec.epochs
     model, history = fit(
         spec,
         data,
@@ -265,7 +284,9 @@ def train_and_evaluate(
     return {"result": result, "state": state}
 
 
-def run_all(specs: dict, data: dict, cfg, rundir, warm_start: dict | None = None) -> tuple:
+def run_all(
+    specs: dict[str, ModelSpec], data: dict, cfg, rundir, warm_start: dict | None = None
+) -> tuple:
     """Train and evaluate every spec (name -> spec), each an independent unit on
     ``rundir``'s dispatcher checkpointed under its name; a model in ``warm_start``
     (name -> earlier name whose trained parameters it starts from) runs after the others.

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
+from ..objectives import ELBOObjective, IWAEObjective
 from . import vae_runs
 
 NAME = "zoo"
@@ -134,25 +135,23 @@ PRESETS = {
 }
 
 
-def specs(cfg: Config) -> dict[str, dict]:
+def specs(cfg: Config) -> dict[str, vae_runs.ModelSpec]:
     """Model name -> spec for :mod:`elbolab.studies.vae_runs`, in training order."""
-    base = {"latent": cfg.latent, "hidden": cfg.hidden}
-    out = {"vae": {**base, "label": "VAE"}}
+    nets = {"latent": cfg.latent, "hidden": cfg.hidden}
+    out = {"vae": vae_runs.ModelSpec(**nets, label="VAE")}
     for beta in cfg.betas:
-        out[f"beta_{beta:g}"] = {**base, "beta": beta, "label": f"beta-VAE (beta = {beta:g})"}
-    out[f"iwae_k{cfg.iwae_k}"] = {
-        **base,
-        "objective": "iwae",
-        "k": cfg.iwae_k,
-        "epochs": cfg.iwae_epochs,
-        "label": f"IWAE (k = {cfg.iwae_k})" + (", from the VAE" if cfg.iwae_from_vae else ""),
-    }
-    out["vamp"] = {
-        **base,
-        "prior": "vamp",
-        "n_pseudo": cfg.n_pseudo,
-        "label": f"VampPrior (K = {cfg.n_pseudo})",
-    }
+        out[f"beta_{beta:g}"] = vae_runs.ModelSpec(
+            **nets, objective=ELBOObjective(beta=beta), label=f"beta-VAE (beta = {beta:g})"
+        )
+    out[f"iwae_k{cfg.iwae_k}"] = vae_runs.ModelSpec(
+        **nets,
+        objective=IWAEObjective(k=cfg.iwae_k, dreg=True),
+        epochs=cfg.iwae_epochs,
+        label=f"IWAE (k = {cfg.iwae_k})" + (", from the VAE" if cfg.iwae_from_vae else ""),
+    )
+    out["vamp"] = vae_runs.ModelSpec(
+        **nets, prior="vamp", n_pseudo=cfg.n_pseudo, label=f"VampPrior (K = {cfg.n_pseudo})"
+    )
     return out
 
 
@@ -167,7 +166,7 @@ def run(cfg: Config, data: dict, rundir):
     zoo, arrays, timings = vae_runs.run_all(models, data, cfg, rundir, warm_start=warm)
     for name, r in zoo.items():
         r["kl"] = r["test_kl"]
-        r["label"] = models[name]["label"]
+        r["label"] = models[name].label
         if name in PUBLISHED:
             ref = PUBLISHED[name]
             r["published_test_nll"] = ref["nll"]
