@@ -1,4 +1,5 @@
-"""The ground floor's checks: count matrices (Corpus, Corpus.from_sklearn, LDA) and output files."""
+"""The ground floor's checks: count matrices (Corpus, Corpus.from_sklearn, LDA), lists, output
+files."""
 
 import numpy as np
 import pytest
@@ -56,3 +57,11 @@ def test_output_file_refuses_a_directory_and_a_non_path(tmp_path):
         checks.output_file(tmp_path, "path", "model.pt")
     with pytest.raises(ConfigError, match="path must be a file path"):
         checks.output_file(None, "path", "model.pt")
+
+
+def test_list_of_takes_any_iterable_but_a_string():
+    assert checks.list_of(("a", "b"), "vocab", "words") == ["a", "b"]
+    assert checks.list_of(iter(["a"]), "vocab", "words") == ["a"]
+    for value in ("ab", b"ab", None, 3):
+        with pytest.raises(DataError, match="vocab must be a list of words, got"):
+            checks.list_of(value, "vocab", "words", DataError)

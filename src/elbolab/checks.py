@@ -45,6 +45,7 @@ __all__ = [
     "integer",
     "is_integer",
     "is_real",
+    "list_of",
     "number",
     "numpy_rng",
     "output_file",
@@ -239,6 +240,15 @@ def numpy_rng(value, name: str = "seed") -> np.random.Generator:
     raise ConfigError(
         f"{name} must be an integer >= 0 or a numpy.random.Generator, got {_what(value)}"
     )
+
+
+def list_of(value, name: str, what: str, error: type = ConfigError) -> list:
+    """``value`` (a list, tuple, array or other iterable) as a new list; a string is one
+    item, not a list of them, and is refused like None or a number with ``error``:
+    "NAME must be a list of WHAT, got TYPE"."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise error(f"{name} must be a list of {what}, got {type(value).__name__}")
+    return list(value)
 
 
 def array_or_tensor(value, name: str) -> np.ndarray | torch.Tensor:

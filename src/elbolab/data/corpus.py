@@ -57,13 +57,10 @@ class Corpus:
 
     def __post_init__(self):
         self.counts = checks.count_matrix(self.counts, "counts")
-        if isinstance(self.vocab, (str, bytes)) or not hasattr(self.vocab, "__iter__"):
-            raise DataError(f"vocab must be a list of words, got {type(self.vocab).__name__}")
-        if self.doc_ids is not None and (
-            isinstance(self.doc_ids, (str, bytes)) or not hasattr(self.doc_ids, "__iter__")
-        ):
-            raise DataError(f"doc_ids must be a list of names, got {type(self.doc_ids).__name__}")
-        self.vocab = [str(w) for w in self.vocab]
+        self.vocab = [str(w) for w in checks.list_of(self.vocab, "vocab", "words", DataError)]
+        if self.doc_ids is not None:
+            ids = checks.list_of(self.doc_ids, "doc_ids", "names", DataError)
+            self.doc_ids = [str(d) for d in ids]
         n_docs, n_words = self.counts.shape
         if len(self.vocab) != n_words:
             raise DataError(
@@ -73,12 +70,8 @@ class Corpus:
             seen = set()
             dup = next(w for w in self.vocab if w in seen or seen.add(w))
             raise DataError(f"vocabulary words must be unique; {dup!r} repeats")
-        if self.doc_ids is not None:
-            self.doc_ids = [str(d) for d in self.doc_ids]
-            if len(self.doc_ids) != n_docs:
-                raise DataError(
-                    f"{len(self.doc_ids)} document ids for {n_docs} documents in counts"
-                )
+        if self.doc_ids is not None and len(self.doc_ids) != n_docs:
+            raise DataError(f"{len(self.doc_ids)} document ids for {n_docs} documents in counts")
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -174,8 +167,7 @@ class Corpus:
                 f"X has {mat.shape[1]} columns but vectorizer_or_vocab has {len(vocab)} words"
             )
         if doc_ids is not None:
-            if isinstance(doc_ids, (str, bytes)) or not hasattr(doc_ids, "__len__"):
-                raise ConfigError(f"doc_ids must be a list of names, got {type(doc_ids).__name__}")
+            doc_ids = checks.list_of(doc_ids, "doc_ids", "names")
             if len(doc_ids) != mat.shape[0]:
                 raise ConfigError(
                     f"doc_ids has {len(doc_ids)} names for the {mat.shape[0]} rows of X"

@@ -901,8 +901,7 @@ class LDA:
 
 def _checked_vocab(vocab, n_words: int) -> np.ndarray:
     """``vocab`` as a (V,) string array after checking it names V distinct words."""
-    if isinstance(vocab, (str, bytes)) or not hasattr(vocab, "__len__"):
-        raise ConfigError(f"vocab must be a list of words, got {type(vocab).__name__}")
+    vocab = checks.list_of(vocab, "vocab", "words")
     if len(vocab) != n_words:
         raise ConfigError(f"vocab has {len(vocab)} words but the topics have {n_words}")
     if not all(isinstance(w, str) and w for w in vocab):
