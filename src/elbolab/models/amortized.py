@@ -32,8 +32,8 @@ from torch import nn
 from torch.func import functional_call, jacrev, jvp, vmap
 
 from .. import checks
+from ..distributions import DiagonalNormal
 from ..errors import ConfigError
-from .vae import DiagonalNormal
 
 __all__ = [
     "FAMILIES",
