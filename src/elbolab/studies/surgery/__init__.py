@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError
-from . import vae_runs
+from ...errors import ConfigError
+from .. import vae_runs
 
 NAME = "surgery"
 DESCRIPTION = "ELBO surgery of VAEs with latent sizes 2, 10, 20 on binarized MNIST"
@@ -82,7 +82,7 @@ def run(cfg: Config, data: dict, rundir):
 
 
 def render(rundir):
-    from ..report import Report, plots
+    from ...report import Report, plots
 
     m = rundir.read_json("metrics.json")
     arr = rundir.load_arrays()
@@ -188,7 +188,7 @@ def render(rundir):
 
 
 def claims(cfg: Config, metrics: dict) -> list:
-    from .claims import Claim, verdict
+    from ..claims import Claim, verdict
 
     rows = {int(d): r for d, r in metrics["surgery"].items()}
     ds = sorted(rows)

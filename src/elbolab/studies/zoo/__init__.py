@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..objectives import ELBOObjective, IWAEObjective
-from . import vae_runs
+from ...errors import ConfigError
+from ...objectives import ELBOObjective, IWAEObjective
+from .. import vae_runs
 
 NAME = "zoo"
 DESCRIPTION = "VAE, beta-VAE, IWAE and VampPrior on binarized MNIST against published NLLs"
@@ -179,7 +179,7 @@ def run(cfg: Config, data: dict, rundir):
 
 
 def render(rundir):
-    from ..report import Report, plots
+    from ...report import Report, plots
 
     m = rundir.read_json("metrics.json")
     arr = rundir.load_arrays()
@@ -297,7 +297,7 @@ def _better(a: dict, b: dict) -> tuple[float, float]:
 
 
 def claims(cfg: Config, metrics: dict) -> list:
-    from .claims import Claim, verdict
+    from ..claims import Claim, verdict
 
     zoo = metrics["zoo"]
     vae, iwae, vamp = zoo["vae"], zoo[f"iwae_k{cfg.iwae_k}"], zoo["vamp"]
