@@ -379,7 +379,7 @@ def test_bad_arguments_and_bad_functions():
 
 def test_tangents_follow_henkelman_jonsson_case_by_case():
     """The improved tangent of Henkelman & Jonsson (2000), written out case by case."""
-    from elbolab.landscape.paths import _tangents
+    from elbolab.landscape.elastic_band import _tangents
 
     def unit(v):  # a zero vector stays zero
         return v / v.norm().clamp_min(torch.finfo(D).tiny)

@@ -11,20 +11,10 @@ row and is differentiable by autograd; structured parameters become vectors with
 from .align import align, apply_permutation, distance_matrix, invert_permutation, permute_params
 from .ascent import Optimizer
 from .bezier import bernstein, bezier, bezier_points
+from .elastic_band import Band, Cycles, autoneb, neb
 from .flat import Flattener
 from .lda_objective import LDAObjective
-from .paths import (
-    Band,
-    Cycles,
-    PathResult,
-    autoneb,
-    barrier,
-    dense_points,
-    dense_values,
-    linear_path,
-    neb,
-    path_length,
-)
+from .paths import PathResult, barrier, dense_points, dense_values, linear_path, path_length
 from .plane import (
     Plane,
     farthest_from_line,
