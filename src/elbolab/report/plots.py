@@ -38,6 +38,9 @@ __all__ = [
     "reference_line",
     "signed_heatmap",
     "density_plot",
+    "curves_plot",
+    "grouped_bar_plot",
+    "contour_plot",
 ]
 
 
@@ -210,4 +213,126 @@ def density_plot(ax: Axes, values: ArrayOrTensor, label: str | None = None) -> A
         values.size * h * np.sqrt(2 * np.pi)
     )
     ax.plot(grid, dens, label=label)
+    return ax
+
+
+def curves_plot(
+    ax: Axes,
+    curves: Mapping[str, tuple[ArrayOrTensor, ArrayOrTensor]],
+    xlabel: str,
+    ylabel: str,
+    title: str | None = None,
+    *,
+    styles: Mapping[str, str] | None = None,
+    legend: Mapping[str, object] | None = None,
+) -> Axes:
+    """One line per entry of ``curves`` (label -> (x, y)), each on its own x (paths
+    resampled at different positions, histories of different lengths), with axis labels.
+
+    ``styles`` maps a label to a matplotlib format string (``"o-"``, ``"s--"``). A legend
+    without a frame is drawn when there is more than one line; ``legend`` adds options
+    to it (``{"fontsize": 8}``).
+    """
+    from ..errors import ConfigError
+
+    for label, (x, y) in curves.items():
+        x, y = np.asarray(x), np.asarray(y)
+        if y.shape != x.shape:
+            raise ConfigError(
+                f"curves: {label!r} has y of shape {y.shape} and x of shape {x.shape}"
+            )
+        fmt = (styles or {}).get(label)
+        ax.plot(x, y, *([fmt] if fmt else []), label=str(label))
+    _labels(ax, xlabel, ylabel, title)
+    if len(curves) > 1:
+        ax.legend(**{"frameon": False, **(legend or {})})
+    return ax
+
+
+def grouped_bar_plot(
+    ax: Axes,
+    groups: Mapping[str, Sequence[float]],
+    xlabel: str,
+    ylabel: str,
+    title: str | None = None,
+) -> Axes:
+    """Bars of every group side by side at positions 0, 1, ... (one colour and legend
+    entry per group; all groups have the same length), the pair of bars at a position
+    together 0.8 wide."""
+    from ..errors import ConfigError
+
+    lengths = {len(v) for v in groups.values()}
+    if len(lengths) > 1:
+        raise ConfigError(f"groups must have one length, got lengths {sorted(lengths)}")
+    width = 0.8 / max(len(groups), 1)
+    for i, (label, values) in enumerate(groups.items()):
+        pos = np.arange(len(values)) + (i - (len(groups) - 1) / 2) * width
+        ax.bar(pos, np.asarray(values), width, label=str(label))
+    _labels(ax, xlabel, ylabel, title)
+    if len(groups) > 1:
+        ax.legend(frameon=False)
+    return ax
+
+
+def contour_plot(
+    ax: Axes,
+    xs: ArrayOrTensor,
+    ys: ArrayOrTensor,
+    values: ArrayOrTensor,
+    xlabel: str,
+    ylabel: str,
+    title: str | None = None,
+    *,
+    colorbar_label: str,
+    levels: int = 15,
+) -> Axes:
+    """Filled contours of ``values`` (len(ys), len(xs)) on the grid ``xs`` x ``ys``,
+    with a colour bar.
+
+    The ``levels`` contour levels are quantiles of the finite values, so that a few
+    very low values (an ELBO far from a maximum) do not take every colour; non-finite
+    values are left blank.
+    """
+    from ..errors import ConfigError
+
+    values = np.asarray(values)
+    if values.shape != (len(ys), len(xs)):
+        raise ConfigError(
+            f"values must have shape (len(ys), len(xs)) = ({len(ys)}, {len(xs)}), "
+            f"got {values.shape}"
+        )
+    finite = values[np.isfinite(values)]
+    cuts = np.unique(np.quantile(finite, np.linspace(0.0, 1.0, levels))) if finite.size else levels
+    filled = ax.contourf(np.asarray(xs), np.asarray(ys), values, levels=cuts, cmap="viridis")
+    ax.figure.colorbar(filled, ax=ax, label=colorbar_label)
+    _labels(ax, xlabel, ylabel, title)
+    return ax
+
+
+def grouped_error_bar_plot(
+    ax: Axes,
+    ticks: Sequence[str],
+    groups: Mapping[str, tuple[Sequence[float], Sequence[float] | None]],
+    xlabel: str,
+    ylabel: str,
+    title: str | None = None,
+) -> Axes:
+    """Bars of every group side by side at each tick (one colour and legend entry per
+    group: label -> (values, symmetric errors or None), one value per tick), the bars at
+    a tick together 0.75 wide; a legend without a frame."""
+    from ..errors import ConfigError
+
+    if any(
+        len(v) != len(ticks) or (e is not None and len(e) != len(ticks)) for v, e in groups.values()
+    ):
+        raise ConfigError(f"every group needs one value (and error) per tick ({len(ticks)})")
+    width = 0.75 / max(len(groups), 1)
+    pos = np.arange(len(ticks))
+    for i, (label, (values, errors)) in enumerate(groups.items()):
+        shift = (i - (len(groups) - 1) / 2) * width
+        yerr = None if errors is None else np.asarray(errors)
+        ax.bar(pos + shift, np.asarray(values), width, yerr=yerr, label=str(label))
+    ax.set_xticks(pos, [str(t) for t in ticks])
+    _labels(ax, xlabel, ylabel, title)
+    ax.legend(frameon=False)
     return ax

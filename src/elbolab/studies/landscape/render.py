@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .metrics import best_end
 
 
+@dataclass(frozen=True)
+class _Page:
+    """What every section of the report reads: the report being written, the run
+    directory (figures are saved there), metrics.json, arrays.npz, the config, and the
+    ELBO-per-token axis label."""
+
+    report: object
+    rundir: object
+    metrics: dict
+    arrays: object
+    config: dict
+    tokens: int
+    unit: str
+
+
 def render(rundir):
     """Figures and report from metrics.json and arrays.npz."""
-    from ...report import Report, plots
+    from ...report import Report
 
     m = rundir.read_json("metrics.json")
     arr = rundir.load_arrays()
@@ -63,214 +80,13 @@ def render(rundir):
             "Convergence check passed: no point of any path is higher than the better endpoint "
             f"by more than the CAVI tolerance implies ({check['tolerance_slack']:.1f} nats)."
         )
-
-    # Fits and alignment.
-    fig, axes = plots.new_figure(width=11, height=3.8, ncols=2)
-    hist = arr["fit_history"] / tokens
-    plots.line_plot(
-        axes[0],
-        np.arange(1, hist.shape[0] + 1),
-        {f"restart {r}": hist[:, r] for r in range(hist.shape[1])},
-        xlabel="CAVI iteration",
-        ylabel=unit,
-        title="CAVI restarts",
-    )
-    al = m["alignment"]
-    x = np.arange(len(al["distances_aligned"]))
-    axes[1].bar(x - 0.2, al["distances_unaligned"], 0.4, label="before alignment")
-    axes[1].bar(x + 0.2, al["distances_aligned"], 0.4, label="after alignment")
-    axes[1].set_xlabel("topic of maximum a")
-    axes[1].set_ylabel("Hellinger distance to b's topic")
-    axes[1].legend(frameon=False)
-    report.figure(
-        rundir.save_figure(fig, "fits_alignment"),
-        f"Left: ELBO per token of every restart during CAVI. Right: Hellinger distance between "
-        f"the topics of the maxima a (restart {m['endpoints']['a']}) and b (restart "
-        f"{m['endpoints']['b']}) before and after Hungarian alignment; permutation "
-        f"{al['permutation']}.",
-    )
-
-    # ELBO along the paths.
-    fig, axes = plots.new_figure(width=11, height=4, ncols=2)
-    for name, label in (
-        ("linear_unaligned", "line, unaligned"),
-        ("linear_aligned", "line, aligned"),
-        ("neb_profile", "NEB"),
-        ("autoneb", "AutoNEB"),
-        ("bezier", "Bezier"),
-    ):
-        axes[0].plot(
-            arr[f"{name}_dense_positions"], arr[f"{name}_dense_values"] / tokens, label=label
-        )
-    axes[0].set_ylim(
-        _ylim(
-            [
-                arr[f"{n}_dense_values"] / tokens
-                for n in ("linear_aligned", "neb_profile", "autoneb", "bezier")
-            ]
-        )
-    )
-    for name, label in (("linear_aligned_full", "line, aligned"), ("neb_full", "NEB")):
-        axes[1].plot(
-            arr[f"{name}_dense_positions"], arr[f"{name}_dense_values"] / tokens, label=label
-        )
-    for ax, title in zip(axes, ("profile mode", "full mode"), strict=True):
-        ax.set_xlabel("position along the path (arc-length fraction)")
-        ax.set_ylabel(unit)
-        ax.set_title(title)
-        ax.legend(frameon=False)
-    report.figure(
-        rundir.save_figure(fig, "elbo_along_paths"),
-        "ELBO per token along each path from maximum a (left end) to the aligned maximum b. "
-        "The unaligned line (left) falls far below the plot when label switching is not undone.",
-    )
-
-    # Optimization histories.
-    fig, axes = plots.new_figure(width=11, height=4, ncols=2)
-    for name, label in (("neb_profile", "NEB (profile)"), ("neb_full", "NEB (full)")):
-        h = arr[f"{name}_history"] / tokens
-        axes[0].plot(np.arange(h.shape[0]), h.min(axis=1), label=label)
-    axes[0].set_xlabel("NEB iteration")
-    axes[0].set_ylabel("lowest pivot " + unit)
-    axes[0].legend(frameon=False)
-    if "bezier_objective" in arr:
-        axes[1].plot(arr["bezier_objective"] / tokens)
-    axes[1].set_xlabel("Bezier step")
-    axes[1].set_ylabel("mean sampled " + unit)
-    report.figure(
-        rundir.save_figure(fig, "path_optimization"),
-        "Left: the lowest pivot's ELBO per token after each NEB iteration (the barrier estimate "
-        "rises as the band relaxes). Right: the Bezier objective, the ELBO averaged over the "
-        f"{cfg['bezier_n_t']} values of t sampled at each step.",
-    )
-
-    # Planes.
-    fig, axes = plots.new_figure(width=15, height=4.4, ncols=3)
-    titles = {
-        "path": "plane through a, b and the NEB path",
-        "gaussian": "random Gaussian plane",
-        "sign": "random +-1 plane",
-    }
-    for ax, kind in zip(axes, ("path", "gaussian", "sign"), strict=True):
-        xs, ys = arr[f"plane_{kind}_xs"], arr[f"plane_{kind}_ys"]
-        values = arr[f"plane_{kind}_values"] / tokens
-        finite = values[np.isfinite(values)]
-        levels = np.quantile(finite, np.linspace(0.0, 1.0, 15)) if finite.size else 10
-        cs = ax.contourf(xs, ys, values, levels=np.unique(levels), cmap="viridis")
-        fig.colorbar(cs, ax=ax, label=unit)
-        p, line = arr[f"plane_{kind}_path_xy"], arr[f"plane_{kind}_line_xy"]
-        ax.plot(p[:, 0], p[:, 1], "o-", color="white", ms=3, label="NEB path (projected)")
-        ax.plot(line[:, 0], line[:, 1], "--", color="red", label="straight line (projected)")
-        scale = "coordinate (x units)" if kind == "path" else "coordinate (multiples of |b - a|)"
-        ax.set_xlabel(scale)
-        ax.set_ylabel(scale)
-        ax.set_title(
-            titles[kind] + f"\npath off plane <= {m['planes'][kind]['max_path_off_plane']:.3g}",
-            fontsize=9,
-        )
-    axes[0].legend(frameon=False, fontsize=7)
-    report.figure(
-        rundir.save_figure(fig, "planes"),
-        f"ELBO per token (profile mode) on {cfg['plane_points']} x {cfg['plane_points']} grids. "
-        "Left: the plane through both maxima and the NEB pivot farthest from the straight "
-        "line (the path lies in it up to the distance in the title). Middle and right: random "
-        "planes centered on maximum a, each direction as long as |b - a|; the path and the line "
-        "are projected onto them and lie mostly off them.",
-    )
-
-    # Held-out scores along the path.
-    read = m["reading"]
-    fig, axes = plots.new_figure(width=11, height=4, ncols=2)
-    for ax, name in zip(axes, ("test", "train"), strict=True):
-        s = read["heldout_per_token"][name]
-        pos = np.linspace(0, 1, len(s["neb"]))
-        ax.plot(pos, s["neb"], "o-", label="NEB path (pivots)")
-        ax.plot(pos, s["linear"], "s--", label="straight line")
-        ax.set_xlabel("pivot position (fraction of the pivot index)")
-        ax.set_ylabel("held-out log-likelihood per token (nats)")
-        ax.set_title(f"{name} documents ({s['n_docs']} docs, {s['n_tokens']:,} held-out tokens)")
-        ax.legend(frameon=False)
-    report.figure(
-        rundir.save_figure(fig, "heldout_along_path"),
-        "Document completion along the path: theta is inferred from half of each document's "
-        "tokens under the pivot's topics and the other half is scored (nats per held-out token, "
-        "higher is better). Training documents were seen by the fits; test documents were not.",
-    )
-    shown = read["pivots_shown"]
-    report.table(
-        ["topic"] + [f"pivot {i}" for i in shown],
-        [[k] + row for k, row in enumerate(read["top_words"])],
-        caption="Top words of every topic at the endpoints (first and last column) and two "
-        "interior pivots of the NEB path, topics aligned across columns.",
-    )
-    if "coherence" in m:
-        _render_coherence(report, rundir, m["coherence"], unit)
-    else:
-        report.paragraph("This run predates topic coherence along the path; run it again.")
-
-    # Sweeps.
-    sw = m["sweeps"]
-    fig, axes = plots.new_figure(width=15, height=4, ncols=3)
-    for ax, (name, label) in zip(
-        axes,
-        (("lr", "learning rate"), ("pivots", "pivots N"), ("spring", "spring constant k")),
-        strict=True,
-    ):
-        for value in sw[name]:
-            h = arr[f"sweep_{name}_{value}_bottleneck"] / tokens
-            ax.plot(np.arange(h.shape[0]), h, label=f"{label} {value}")
-        ax.set_xlabel("NEB iteration")
-        ax.set_ylabel("lowest pivot " + unit)
-        ax.legend(frameon=False, fontsize=8)
-    report.figure(
-        rundir.save_figure(fig, "sweeps"),
-        f"NEB (profile mode, {cfg['sweep_steps']} iterations each) for the paper's learning "
-        "rates, numbers of pivots and spring constants: the lowest pivot's ELBO per token by "
-        "iteration. Steps are capped and halved when a trial point is not finite, so no "
-        "learning rate produced NaN.",
-    )
-    report.table(
-        ["sweep", "value", "NEB barrier (nats)", "step halvings", "segment length max/min"],
-        [
-            [name, value, f"{p['barrier']:,.1f}", p["halvings"], f"{p['spacing_ratio']:.2f}"]
-            for name in ("lr", "pivots", "spring")
-            for value, p in sw[name].items()
-        ],
-        caption="Sweep results: final barrier of each NEB run and how evenly its pivots "
-        "are spaced.",
-    )
-    ks = [int(k) for k in sw["topics"]]
-    pts = [sw["topics"][str(k)] for k in ks]
-    fig, axes = plots.new_figure(width=11, height=4, ncols=2)
-    plots.line_plot(
-        axes[0],
-        ks,
-        {
-            "straight line (aligned)": [p["barrier_linear"] / tokens for p in pts],
-            "NEB": [p["barrier_neb"] / tokens for p in pts],
-        },
-        xlabel="number of topics K",
-        ylabel="barrier (nats per token)",
-        marker="o",
-    )
-    plots.line_plot(
-        axes[1],
-        ks,
-        {
-            "maximum a": [p["heldout_per_token_a"] for p in pts],
-            "maximum b": [p["heldout_per_token_b"] for p in pts],
-        },
-        xlabel="number of topics K",
-        ylabel="held-out log-likelihood per token (nats)",
-        marker="o",
-    )
-    report.figure(
-        rundir.save_figure(fig, "sweep_topics"),
-        f"Against K ({cfg['sweep_restarts']} restarts per K, NEB {cfg['sweep_steps']} "
-        "iterations): the aligned straight line's and NEB's barrier per training token (left), "
-        "and the test documents' completion log-likelihood per held-out token at both maxima "
-        "(right).",
-    )
+    page = _Page(report, rundir, m, arr, cfg, tokens, unit)
+    _fits_alignment(page)
+    _elbo_along_paths(page)
+    _path_optimization(page)
+    _planes(page)
+    _reading(page)
+    _sweeps(page)
     _render_polish(report, rundir, m["polish"], tokens)
     report.heading("All metrics")
     report.metrics({k: v for k, v in m.items() if k not in ("reading", "sweeps")})
@@ -291,17 +107,12 @@ def _render_coherence(report, rundir, coh: dict, unit: str) -> None:
     from ...report import plots
 
     fig, axes = plots.new_figure(width=15, height=4, ncols=3)
-    pos = np.linspace(0, 1, len(coh["neb"]["elbo_per_token"]))
     for ax, key, label in (
         (axes[0], "elbo_per_token", unit),
         (axes[1], "umass_mean", "mean UMass over the topics"),
         (axes[2], "npmi_mean", "mean NPMI over the topics"),
     ):
-        ax.plot(pos, coh["neb"][key], "o-", label="NEB path (pivots)")
-        ax.plot(pos, coh["linear"][key], "s--", label="straight line")
-        ax.set_xlabel("pivot position (fraction of the pivot index)")
-        ax.set_ylabel(label)
-        ax.legend(frameon=False)
+        _along_pivots(ax, coh["neb"][key], coh["linear"][key], ylabel=label)
     report.figure(
         rundir.save_figure(fig, "coherence_along_path"),
         f"Topic coherence along the path, beside the ELBO (left): at every pivot, the mean "
@@ -318,7 +129,7 @@ def _render_coherence(report, rundir, coh: dict, unit: str) -> None:
             for key in ("umass_mean", "npmi_mean")
         ]
         + [f"{coh['neb']['elbo_per_token'][i]:.4f}"]
-        for i in range(len(pos))
+        for i in range(len(coh["neb"]["elbo_per_token"]))
     ]
     report.table(
         ["pivot", "NEB: UMass", "NEB: NPMI", "line: UMass", "line: NPMI", "NEB: ELBO / token"],
@@ -423,9 +234,12 @@ def _render_polish(report, rundir, pol: dict, tokens: int) -> None:
     ax.plot([], [], "x", color="C2", label="random restarts (same iterations)")
     ax.axhline(0, color="grey", lw=0.5)
     ax.set_xticks(range(len(rows)), [f"{r['a']}, {r['b']}" for r in rows])
-    ax.set_xlabel("pair of restarts (a, b)")
-    ax.set_ylabel("ELBO per token - better endpoint's (nats)")
-    ax.legend(frameon=False, fontsize=8)
+    plots.label_axes(
+        ax,
+        "pair of restarts (a, b)",
+        "ELBO per token - better endpoint's (nats)",
+        legend={"frameon": False, "fontsize": 8},
+    )
     report.figure(
         rundir.save_figure(fig, "polish"),
         "Per pair of restarts, relative to the better endpoint's ELBO per training token: "
@@ -440,3 +254,309 @@ def _ylim(curves) -> tuple[float, float]:
     hi = max(float(np.max(c)) for c in curves)
     pad = 0.1 * (hi - lo) or 1e-3
     return lo - pad, hi + pad
+
+
+def _along_pivots(ax, neb, linear, ylabel: str, title: str | None = None) -> None:
+    """A quantity at every pivot of the NEB path and of the straight line, against the
+    pivot's position."""
+    from ...report import plots
+
+    pos = np.linspace(0, 1, len(neb))
+    plots.curves_plot(
+        ax,
+        {"NEB path (pivots)": (pos, neb), "straight line": (pos, linear)},
+        xlabel="pivot position (fraction of the pivot index)",
+        ylabel=ylabel,
+        title=title,
+        styles={"NEB path (pivots)": "o-", "straight line": "s--"},
+    )
+
+
+def _fits_alignment(page: _Page) -> None:
+    """The CAVI restarts and the alignment of maximum b's topics to a's."""
+    from ...report import plots
+
+    report = page.report
+    rundir = page.rundir
+    m = page.metrics
+    arr = page.arrays
+    tokens = page.tokens
+    unit = page.unit
+    fig, axes = plots.new_figure(width=11, height=3.8, ncols=2)
+    hist = arr["fit_history"] / tokens
+    plots.line_plot(
+        axes[0],
+        np.arange(1, hist.shape[0] + 1),
+        {f"restart {r}": hist[:, r] for r in range(hist.shape[1])},
+        xlabel="CAVI iteration",
+        ylabel=unit,
+        title="CAVI restarts",
+    )
+    al = m["alignment"]
+    plots.grouped_bar_plot(
+        axes[1],
+        {
+            "before alignment": al["distances_unaligned"],
+            "after alignment": al["distances_aligned"],
+        },
+        xlabel="topic of maximum a",
+        ylabel="Hellinger distance to b's topic",
+    )
+    report.figure(
+        rundir.save_figure(fig, "fits_alignment"),
+        f"Left: ELBO per token of every restart during CAVI. Right: Hellinger distance between "
+        f"the topics of the maxima a (restart {m['endpoints']['a']}) and b (restart "
+        f"{m['endpoints']['b']}) before and after Hungarian alignment; permutation "
+        f"{al['permutation']}.",
+    )
+
+
+def _elbo_along_paths(page: _Page) -> None:
+    """The ELBO along every path, in profile and in full mode."""
+    from ...report import plots
+
+    report = page.report
+    rundir = page.rundir
+    arr = page.arrays
+    tokens = page.tokens
+    unit = page.unit
+    fig, axes = plots.new_figure(width=11, height=4, ncols=2)
+
+    def along(names: dict) -> dict:
+        return {
+            label: (arr[f"{name}_dense_positions"], arr[f"{name}_dense_values"] / tokens)
+            for name, label in names.items()
+        }
+
+    position = "position along the path (arc-length fraction)"
+    plots.curves_plot(
+        axes[0],
+        along(
+            {
+                "linear_unaligned": "line, unaligned",
+                "linear_aligned": "line, aligned",
+                "neb_profile": "NEB",
+                "autoneb": "AutoNEB",
+                "bezier": "Bezier",
+            }
+        ),
+        xlabel=position,
+        ylabel=unit,
+        title="profile mode",
+    )
+    axes[0].set_ylim(
+        _ylim(
+            [
+                arr[f"{n}_dense_values"] / tokens
+                for n in ("linear_aligned", "neb_profile", "autoneb", "bezier")
+            ]
+        )
+    )
+    plots.curves_plot(
+        axes[1],
+        along({"linear_aligned_full": "line, aligned", "neb_full": "NEB"}),
+        xlabel=position,
+        ylabel=unit,
+        title="full mode",
+    )
+    report.figure(
+        rundir.save_figure(fig, "elbo_along_paths"),
+        "ELBO per token along each path from maximum a (left end) to the aligned maximum b. "
+        "The unaligned line (left) falls far below the plot when label switching is not undone.",
+    )
+
+
+def _path_optimization(page: _Page) -> None:
+    """NEB's lowest pivot and Bezier's objective during the optimization."""
+    from ...report import plots
+
+    report = page.report
+    rundir = page.rundir
+    arr = page.arrays
+    cfg = page.config
+    tokens = page.tokens
+    unit = page.unit
+    fig, axes = plots.new_figure(width=11, height=4, ncols=2)
+    lowest = {}
+    for name, label in (("neb_profile", "NEB (profile)"), ("neb_full", "NEB (full)")):
+        h = arr[f"{name}_history"] / tokens
+        lowest[label] = (np.arange(h.shape[0]), h.min(axis=1))
+    plots.curves_plot(axes[0], lowest, xlabel="NEB iteration", ylabel="lowest pivot " + unit)
+    objective = arr["bezier_objective"] / tokens if "bezier_objective" in arr else None
+    plots.curves_plot(
+        axes[1],
+        {} if objective is None else {"Bezier": (np.arange(objective.shape[0]), objective)},
+        xlabel="Bezier step",
+        ylabel="mean sampled " + unit,
+    )
+    report.figure(
+        rundir.save_figure(fig, "path_optimization"),
+        "Left: the lowest pivot's ELBO per token after each NEB iteration (the barrier estimate "
+        "rises as the band relaxes). Right: the Bezier objective, the ELBO averaged over the "
+        f"{cfg['bezier_n_t']} values of t sampled at each step.",
+    )
+
+
+def _planes(page: _Page) -> None:
+    """The ELBO on the three planes, with the path and the line projected."""
+    from ...report import plots
+
+    report = page.report
+    rundir = page.rundir
+    m = page.metrics
+    arr = page.arrays
+    cfg = page.config
+    tokens = page.tokens
+    unit = page.unit
+    fig, axes = plots.new_figure(width=15, height=4.4, ncols=3)
+    titles = {
+        "path": "plane through a, b and the NEB path",
+        "gaussian": "random Gaussian plane",
+        "sign": "random +-1 plane",
+    }
+    for ax, kind in zip(axes, ("path", "gaussian", "sign"), strict=True):
+        scale = "coordinate (x units)" if kind == "path" else "coordinate (multiples of |b - a|)"
+        plots.contour_plot(
+            ax,
+            arr[f"plane_{kind}_xs"],
+            arr[f"plane_{kind}_ys"],
+            arr[f"plane_{kind}_values"] / tokens,
+            xlabel=scale,
+            ylabel=scale,
+            colorbar_label=unit,
+        )
+        ax.set_title(
+            titles[kind] + f"\npath off plane <= {m['planes'][kind]['max_path_off_plane']:.3g}",
+            fontsize=9,
+        )
+        # Drawn over the contours in colours that stand out from the colour map.
+        p, line = arr[f"plane_{kind}_path_xy"], arr[f"plane_{kind}_line_xy"]
+        ax.plot(p[:, 0], p[:, 1], "o-", color="white", ms=3, label="NEB path (projected)")
+        ax.plot(line[:, 0], line[:, 1], "--", color="red", label="straight line (projected)")
+    axes[0].legend(frameon=False, fontsize=7)
+    report.figure(
+        rundir.save_figure(fig, "planes"),
+        f"ELBO per token (profile mode) on {cfg['plane_points']} x {cfg['plane_points']} grids. "
+        "Left: the plane through both maxima and the NEB pivot farthest from the straight "
+        "line (the path lies in it up to the distance in the title). Middle and right: random "
+        "planes centered on maximum a, each direction as long as |b - a|; the path and the line "
+        "are projected onto them and lie mostly off them.",
+    )
+
+
+def _reading(page: _Page) -> None:
+    """Document completion and the topics' top words along the NEB path, and their coherence."""
+    from ...report import plots
+
+    report = page.report
+    rundir = page.rundir
+    m = page.metrics
+    unit = page.unit
+    read = m["reading"]
+    fig, axes = plots.new_figure(width=11, height=4, ncols=2)
+    for ax, name in zip(axes, ("test", "train"), strict=True):
+        s = read["heldout_per_token"][name]
+        _along_pivots(
+            ax,
+            s["neb"],
+            s["linear"],
+            ylabel="held-out log-likelihood per token (nats)",
+            title=f"{name} documents ({s['n_docs']} docs, {s['n_tokens']:,} held-out tokens)",
+        )
+    report.figure(
+        rundir.save_figure(fig, "heldout_along_path"),
+        "Document completion along the path: theta is inferred from half of each document's "
+        "tokens under the pivot's topics and the other half is scored (nats per held-out token, "
+        "higher is better). Training documents were seen by the fits; test documents were not.",
+    )
+    shown = read["pivots_shown"]
+    report.table(
+        ["topic"] + [f"pivot {i}" for i in shown],
+        [[k] + row for k, row in enumerate(read["top_words"])],
+        caption="Top words of every topic at the endpoints (first and last column) and two "
+        "interior pivots of the NEB path, topics aligned across columns.",
+    )
+    if "coherence" in m:
+        _render_coherence(report, rundir, m["coherence"], unit)
+    else:
+        report.paragraph("This run predates topic coherence along the path; run it again.")
+
+
+def _sweeps(page: _Page) -> None:
+    """The sweeps of NEB's settings and of the number of topics."""
+    from ...report import plots
+
+    report = page.report
+    rundir = page.rundir
+    m = page.metrics
+    arr = page.arrays
+    cfg = page.config
+    tokens = page.tokens
+    unit = page.unit
+    sw = m["sweeps"]
+    fig, axes = plots.new_figure(width=15, height=4, ncols=3)
+    for ax, (name, label) in zip(
+        axes,
+        (("lr", "learning rate"), ("pivots", "pivots N"), ("spring", "spring constant k")),
+        strict=True,
+    ):
+        curves = {}
+        for value in sw[name]:
+            h = arr[f"sweep_{name}_{value}_bottleneck"] / tokens
+            curves[f"{label} {value}"] = (np.arange(h.shape[0]), h)
+        plots.curves_plot(
+            ax,
+            curves,
+            xlabel="NEB iteration",
+            ylabel="lowest pivot " + unit,
+            legend={"fontsize": 8},
+        )
+    report.figure(
+        rundir.save_figure(fig, "sweeps"),
+        f"NEB (profile mode, {cfg['sweep_steps']} iterations each) for the paper's learning "
+        "rates, numbers of pivots and spring constants: the lowest pivot's ELBO per token by "
+        "iteration. Steps are capped and halved when a trial point is not finite, so no "
+        "learning rate produced NaN.",
+    )
+    report.table(
+        ["sweep", "value", "NEB barrier (nats)", "step halvings", "segment length max/min"],
+        [
+            [name, value, f"{p['barrier']:,.1f}", p["halvings"], f"{p['spacing_ratio']:.2f}"]
+            for name in ("lr", "pivots", "spring")
+            for value, p in sw[name].items()
+        ],
+        caption="Sweep results: final barrier of each NEB run and how evenly its pivots "
+        "are spaced.",
+    )
+    ks = [int(k) for k in sw["topics"]]
+    pts = [sw["topics"][str(k)] for k in ks]
+    fig, axes = plots.new_figure(width=11, height=4, ncols=2)
+    plots.line_plot(
+        axes[0],
+        ks,
+        {
+            "straight line (aligned)": [p["barrier_linear"] / tokens for p in pts],
+            "NEB": [p["barrier_neb"] / tokens for p in pts],
+        },
+        xlabel="number of topics K",
+        ylabel="barrier (nats per token)",
+        marker="o",
+    )
+    plots.line_plot(
+        axes[1],
+        ks,
+        {
+            "maximum a": [p["heldout_per_token_a"] for p in pts],
+            "maximum b": [p["heldout_per_token_b"] for p in pts],
+        },
+        xlabel="number of topics K",
+        ylabel="held-out log-likelihood per token (nats)",
+        marker="o",
+    )
+    report.figure(
+        rundir.save_figure(fig, "sweep_topics"),
+        f"Against K ({cfg['sweep_restarts']} restarts per K, NEB {cfg['sweep_steps']} "
+        "iterations): the aligned straight line's and NEB's barrier per training token (left), "
+        "and the test documents' completion log-likelihood per held-out token at both maxima "
+        "(right).",
+    )

@@ -135,9 +135,14 @@ def render(rundir):
     fig, ax = plots.new_figure()
     for k in ks:
         finals = np.array(metrics["per_k"][str(k)]["elbo_restarts"]) / tokens
-        ax.scatter(np.full(finals.shape, k), finals, alpha=0.7)
-    ax.set_xlabel("number of topics K")
-    ax.set_ylabel("final ELBO per token (nats)")
+        plots.scatter_plot(
+            ax,
+            np.full(finals.shape, k),
+            finals,
+            xlabel="number of topics K",
+            ylabel="final ELBO per token (nats)",
+            s=36,
+        )
     ax.set_xticks(ks)
     report.figure(
         rundir.save_figure(fig, "optima_spread"),
@@ -184,9 +189,14 @@ def render(rundir):
     if any("completion" in metrics["per_k"][str(k)] for k in ks):
         fig, ax = plots.new_figure()
         ppl = [metrics["per_k"][str(k)]["completion"]["perplexity"] for k in ks]
-        ax.plot(ks, ppl, marker="o")
-        ax.set_xlabel("number of topics K")
-        ax.set_ylabel("document-completion perplexity")
+        plots.line_plot(
+            ax,
+            ks,
+            {"perplexity": ppl},
+            xlabel="number of topics K",
+            ylabel="document-completion perplexity",
+            marker="o",
+        )
         ax.set_xticks(ks)
         report.figure(
             rundir.save_figure(fig, "perplexity"),
