@@ -1,10 +1,10 @@
-"""report.plots: curves on their own x, grouped bars and quantile-level contours."""
+"""report.plots: curves on their own x and quantile-level contours."""
 
 import numpy as np
 import pytest
 
 from elbolab.errors import ConfigError
-from elbolab.report.plots import contour_plot, curves_plot, grouped_bar_plot, new_figure
+from elbolab.report.plots import contour_plot, curves_plot, new_figure
 
 
 def test_curves_keep_their_own_x_and_styles():
@@ -30,18 +30,6 @@ def test_one_curve_has_no_legend_and_a_bad_curve_is_named():
     assert ax.get_legend() is None
     with pytest.raises(ConfigError, match="'bad'"):
         curves_plot(ax, {"bad": ([0, 1, 2], [1, 2])}, "x", "y")
-
-
-def test_grouped_bars_sit_side_by_side():
-    fig, ax = new_figure()
-    grouped_bar_plot(ax, {"before": [1.0, 2.0, 3.0], "after": [0.5, 0.5, 0.5]}, "topic", "H")
-    bars = ax.patches
-    centers = [round(p.get_x() + p.get_width() / 2, 9) for p in bars]
-    assert centers == [-0.2, 0.8, 1.8, 0.2, 1.2, 2.2]
-    assert {round(p.get_width(), 9) for p in bars} == {0.4}
-    assert [p.get_height() for p in bars[:3]] == [1.0, 2.0, 3.0]
-    with pytest.raises(ConfigError, match="one length"):
-        grouped_bar_plot(ax, {"a": [1.0], "b": [1.0, 2.0]}, "x", "y")
 
 
 def test_contour_levels_are_quantiles_of_the_finite_values():

@@ -39,7 +39,6 @@ __all__ = [
     "signed_heatmap",
     "density_plot",
     "curves_plot",
-    "grouped_bar_plot",
     "contour_plot",
 ]
 
@@ -246,31 +245,6 @@ def curves_plot(
     _labels(ax, xlabel, ylabel, title)
     if len(curves) > 1:
         ax.legend(**{"frameon": False, **(legend or {})})
-    return ax
-
-
-def grouped_bar_plot(
-    ax: Axes,
-    groups: Mapping[str, Sequence[float]],
-    xlabel: str,
-    ylabel: str,
-    title: str | None = None,
-) -> Axes:
-    """Bars of every group side by side at positions 0, 1, ... (one colour and legend
-    entry per group; all groups have the same length), the pair of bars at a position
-    together 0.8 wide."""
-    from ..errors import ConfigError
-
-    lengths = {len(v) for v in groups.values()}
-    if len(lengths) > 1:
-        raise ConfigError(f"groups must have one length, got lengths {sorted(lengths)}")
-    width = 0.8 / max(len(groups), 1)
-    for i, (label, values) in enumerate(groups.items()):
-        pos = np.arange(len(values)) + (i - (len(groups) - 1) / 2) * width
-        ax.bar(pos, np.asarray(values), width, label=str(label))
-    _labels(ax, xlabel, ylabel, title)
-    if len(groups) > 1:
-        ax.legend(frameon=False)
     return ax
 
 

@@ -293,11 +293,12 @@ def _fits_alignment(page: _Page) -> None:
         title="CAVI restarts",
     )
     al = m["alignment"]
-    plots.grouped_bar_plot(
+    plots.grouped_error_bar_plot(
         axes[1],
+        [str(k) for k in range(len(al["distances_aligned"]))],
         {
-            "before alignment": al["distances_unaligned"],
-            "after alignment": al["distances_aligned"],
+            "before alignment": (al["distances_unaligned"], None),
+            "after alignment": (al["distances_aligned"], None),
         },
         xlabel="topic of maximum a",
         ylabel="Hellinger distance to b's topic",
