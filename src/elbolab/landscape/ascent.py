@@ -27,7 +27,6 @@ __all__ = [
     "Optimizer",
     "candidate",
     "cap_norm",
-    "checked_optimizer",
 ]
 
 KINDS = ("adam", "sgd")
@@ -64,19 +63,6 @@ class Optimizer:
         if self.max_step is not None:
             object.__setattr__(self, "max_step", checks.positive(self.max_step, "max_step"))
         checks.integer(self.max_halvings, "max_halvings", 0)
-
-
-def checked_optimizer(optimizer) -> Optimizer:
-    """``optimizer`` if it is an :class:`Optimizer` record (None: the defaults), else a
-    ConfigError."""
-    if optimizer is None:
-        return Optimizer()
-    if not isinstance(optimizer, Optimizer):
-        raise ConfigError(
-            f"optimizer must be an Optimizer record such as Optimizer('sgd', lr=0.1), got "
-            f"{optimizer!r}"
-        )
-    return optimizer
 
 
 def cap_norm(step: torch.Tensor, max_step: float) -> torch.Tensor:

@@ -25,7 +25,7 @@ import torch
 from .. import checks
 from ..errors import ConfigError, NumericalError
 from ..progress import progress
-from .ascent import Candidate, GuardedAscent, Optimizer, candidate, checked_optimizer
+from .ascent import Candidate, GuardedAscent, Optimizer, candidate
 from .inputs import (
     Func,
     Project,
@@ -34,6 +34,7 @@ from .inputs import (
     domain_projection,
     endpoints,
     progress_disabled,
+    settings_record,
     value_and_grad,
 )
 from .paths import PathResult, barrier, path_length
@@ -209,7 +210,7 @@ def bezier(
     a, b = endpoints(a, b)
     degree = checks.integer(degree, "degree", 2)
     checks.integer(steps, "steps", 0)
-    optimizer = checked_optimizer(optimizer)
+    optimizer = settings_record(optimizer, Optimizer, "optimizer")
     n_t = checks.integer(n_t, "n_t", 1)
     n_pivots = checks.integer(n_pivots, "n_pivots", 2)
     if sampling not in _SAMPLING:

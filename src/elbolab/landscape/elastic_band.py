@@ -44,7 +44,7 @@ import torch
 from .. import checks
 from ..errors import ConfigError, NumericalError
 from ..progress import progress
-from .ascent import Candidate, GuardedAscent, Optimizer, candidate, checked_optimizer
+from .ascent import Candidate, GuardedAscent, Optimizer, candidate
 from .inputs import (
     Func,
     Project,
@@ -52,6 +52,7 @@ from .inputs import (
     domain_projection,
     endpoints,
     progress_disabled,
+    settings_record,
     value_and_grad,
 )
 from .paths import PathResult, barrier, dense_points, dense_values, linear_path, path_length
@@ -129,17 +130,6 @@ class Cycles:
         if self.climb_steps is not None:
             steps = checks.integer(self.climb_steps, "climb_steps", 0)
             object.__setattr__(self, "climb_steps", steps)
-
-
-def _checked_record(value, record: type):
-    """``value`` if it is a ``record``; None: the record's defaults."""
-    if value is None:
-        return record()
-    if not isinstance(value, record):
-        raise ConfigError(
-            f"{record.__name__.lower()} must be a {record.__name__} record, got {value!r}"
-        )
-    return value
 
 
 # --------------------------------------------------------------------------- band forces
@@ -415,7 +405,7 @@ def _common_args(n_pivots, steps, optimizer, per_segment, noise) -> Optimizer:
     checks.integer(steps, "steps", 0)
     checks.integer(per_segment, "per_segment", 1)
     checks.positive(noise, "noise", allow_zero=True)
-    return checked_optimizer(optimizer)
+    return settings_record(optimizer, Optimizer, "optimizer")
 
 
 def _start_path(a, b, n_pivots, init, noise, generator, project) -> torch.Tensor:
@@ -549,7 +539,7 @@ def neb(
     if init is not None:
         n_pivots = int(torch.as_tensor(init).shape[0])
     optimizer = _common_args(n_pivots, steps, optimizer, per_segment, noise)
-    band = _checked_record(band, Band)
+    band = settings_record(band, Band, "band")
     tol = checks.positive(tol, "tol", allow_zero=True)
     if band.climb_start is None:
         band = replace(band, climb_start=steps // 4)
@@ -705,7 +695,7 @@ def autoneb(
     """
     a, b = endpoints(a, b)
     optimizer = _common_args(n_pivots, steps, optimizer, per_segment, noise)
-    cycles = _checked_record(cycles, Cycles)
+    cycles = settings_record(cycles, Cycles, "cycles")
     checks.integer(cycles.max_pivots, "max_pivots", n_pivots)
     tol = checks.positive(tol, "tol", allow_zero=True)
     climb_steps = steps if cycles.climb_steps is None else cycles.climb_steps

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 
@@ -27,11 +28,13 @@ __all__ = [
     "domain_projection",
     "endpoints",
     "progress_disabled",
+    "settings_record",
     "value_and_grad",
 ]
 
 Func = Callable[[torch.Tensor], torch.Tensor]
 Project = Callable[[torch.Tensor], torch.Tensor]
+R = TypeVar("R")
 
 
 def endpoints(a, b) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,6 +78,18 @@ def domain_projection(project: Project | None) -> Project:
         return y.detach()
 
     return checked
+
+
+def settings_record(value: R | None, record: type[R], name: str) -> R:
+    """``value`` if it is a ``record`` (one of the settings records such as
+    :class:`~elbolab.landscape.Optimizer`), the record's defaults for None, else a
+    ConfigError naming the argument ``name``."""
+    if value is None:
+        return record()
+    if not isinstance(value, record):
+        kind = record.__name__
+        raise ConfigError(f"{name} must be a {kind} record such as {kind}(), got {value!r}")
+    return value
 
 
 def progress_disabled(show_progress: bool | None) -> bool | None:
