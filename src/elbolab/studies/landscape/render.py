@@ -23,6 +23,10 @@ class _Page:
     tokens: int
     unit: str
 
+    def figure(self, fig, name: str, caption: str) -> None:
+        """Save ``fig`` as figures/NAME.png and add it to the report with its caption."""
+        self.report.figure(self.rundir.save_figure(fig, name), caption)
+
 
 def render(rundir):
     """Figures and report from metrics.json and arrays.npz."""
@@ -87,25 +91,211 @@ def render(rundir):
     _planes(page)
     _reading(page)
     _sweeps(page)
-    _render_polish(report, rundir, m["polish"], tokens)
+    _polish(page)
     report.heading("All metrics")
     report.metrics({k: v for k, v in m.items() if k not in ("reading", "sweeps")})
     return report
 
 
-_PATH_LABELS = {
-    "neb_profile": "NEB (profile)",
-    "autoneb": "AutoNEB (profile)",
-    "bezier": "Bezier (profile)",
-    "neb_full": "NEB (full)",
-}
+def _fits_alignment(page: _Page) -> None:
+    """The CAVI restarts and the alignment of maximum b's topics to a's."""
+    from ...report import plots
+
+    m, arr, tokens, unit = page.metrics, page.arrays, page.tokens, page.unit
+    fig, axes = plots.new_figure(width=11, height=3.8, ncols=2)
+    hist = arr["fit_history"] / tokens
+    plots.line_plot(
+        axes[0],
+        np.arange(1, hist.shape[0] + 1),
+        {f"restart {r}": hist[:, r] for r in range(hist.shape[1])},
+        xlabel="CAVI iteration",
+        ylabel=unit,
+        title="CAVI restarts",
+    )
+    al = m["alignment"]
+    plots.grouped_error_bar_plot(
+        axes[1],
+        [str(k) for k in range(len(al["distances_aligned"]))],
+        {
+            "before alignment": (al["distances_unaligned"], None),
+            "after alignment": (al["distances_aligned"], None),
+        },
+        xlabel="topic of maximum a",
+        ylabel="Hellinger distance to b's topic",
+    )
+    page.figure(
+        fig,
+        "fits_alignment",
+        f"Left: ELBO per token of every restart during CAVI. Right: Hellinger distance between "
+        f"the topics of the maxima a (restart {m['endpoints']['a']}) and b (restart "
+        f"{m['endpoints']['b']}) before and after Hungarian alignment; permutation "
+        f"{al['permutation']}.",
+    )
 
 
-def _render_coherence(report, rundir, coh: dict, unit: str) -> None:
+def _elbo_along_paths(page: _Page) -> None:
+    """The ELBO along every path, in profile and in full mode."""
+    from ...report import plots
+
+    arr, tokens, unit = page.arrays, page.tokens, page.unit
+    fig, axes = plots.new_figure(width=11, height=4, ncols=2)
+
+    def along(names: dict) -> dict:
+        return {
+            label: (arr[f"{name}_dense_positions"], arr[f"{name}_dense_values"] / tokens)
+            for name, label in names.items()
+        }
+
+    position = "position along the path (arc-length fraction)"
+    plots.curves_plot(
+        axes[0],
+        along(
+            {
+                "linear_unaligned": "line, unaligned",
+                "linear_aligned": "line, aligned",
+                "neb_profile": "NEB",
+                "autoneb": "AutoNEB",
+                "bezier": "Bezier",
+            }
+        ),
+        xlabel=position,
+        ylabel=unit,
+        title="profile mode",
+    )
+    axes[0].set_ylim(
+        _ylim(
+            [
+                arr[f"{n}_dense_values"] / tokens
+                for n in ("linear_aligned", "neb_profile", "autoneb", "bezier")
+            ]
+        )
+    )
+    plots.curves_plot(
+        axes[1],
+        along({"linear_aligned_full": "line, aligned", "neb_full": "NEB"}),
+        xlabel=position,
+        ylabel=unit,
+        title="full mode",
+    )
+    page.figure(
+        fig,
+        "elbo_along_paths",
+        "ELBO per token along each path from maximum a (left end) to the aligned maximum b. "
+        "The unaligned line (left) falls far below the plot when label switching is not undone.",
+    )
+
+
+def _path_optimization(page: _Page) -> None:
+    """NEB's lowest pivot and Bezier's objective during the optimization."""
+    from ...report import plots
+
+    arr, cfg, tokens, unit = page.arrays, page.config, page.tokens, page.unit
+    fig, axes = plots.new_figure(width=11, height=4, ncols=2)
+    lowest = {}
+    for name, label in (("neb_profile", "NEB (profile)"), ("neb_full", "NEB (full)")):
+        h = arr[f"{name}_history"] / tokens
+        lowest[label] = (np.arange(h.shape[0]), h.min(axis=1))
+    plots.curves_plot(axes[0], lowest, xlabel="NEB iteration", ylabel="lowest pivot " + unit)
+    objective = arr["bezier_objective"] / tokens if "bezier_objective" in arr else None
+    plots.curves_plot(
+        axes[1],
+        {} if objective is None else {"Bezier": (np.arange(objective.shape[0]), objective)},
+        xlabel="Bezier step",
+        ylabel="mean sampled " + unit,
+    )
+    page.figure(
+        fig,
+        "path_optimization",
+        "Left: the lowest pivot's ELBO per token after each NEB iteration (the barrier estimate "
+        "rises as the band relaxes). Right: the Bezier objective, the ELBO averaged over the "
+        f"{cfg['bezier_n_t']} values of t sampled at each step.",
+    )
+
+
+def _planes(page: _Page) -> None:
+    """The ELBO on the three planes, with the path and the line projected."""
+    from ...report import plots
+
+    m, arr, cfg, tokens, unit = page.metrics, page.arrays, page.config, page.tokens, page.unit
+    fig, axes = plots.new_figure(width=15, height=4.4, ncols=3)
+    titles = {
+        "path": "plane through a, b and the NEB path",
+        "gaussian": "random Gaussian plane",
+        "sign": "random +-1 plane",
+    }
+    for ax, kind in zip(axes, ("path", "gaussian", "sign"), strict=True):
+        scale = "coordinate (x units)" if kind == "path" else "coordinate (multiples of |b - a|)"
+        plots.contour_plot(
+            ax,
+            arr[f"plane_{kind}_xs"],
+            arr[f"plane_{kind}_ys"],
+            arr[f"plane_{kind}_values"] / tokens,
+            xlabel=scale,
+            ylabel=scale,
+            colorbar_label=unit,
+        )
+        ax.set_title(
+            titles[kind] + f"\npath off plane <= {m['planes'][kind]['max_path_off_plane']:.3g}",
+            fontsize=9,
+        )
+        # Drawn over the contours in colours that stand out from the colour map.
+        p, line = arr[f"plane_{kind}_path_xy"], arr[f"plane_{kind}_line_xy"]
+        ax.plot(p[:, 0], p[:, 1], "o-", color="white", ms=3, label="NEB path (projected)")
+        ax.plot(line[:, 0], line[:, 1], "--", color="red", label="straight line (projected)")
+    axes[0].legend(frameon=False, fontsize=7)
+    page.figure(
+        fig,
+        "planes",
+        f"ELBO per token (profile mode) on {cfg['plane_points']} x {cfg['plane_points']} grids. "
+        "Left: the plane through both maxima and the NEB pivot farthest from the straight "
+        "line (the path lies in it up to the distance in the title). Middle and right: random "
+        "planes centered on maximum a, each direction as long as |b - a|; the path and the line "
+        "are projected onto them and lie mostly off them.",
+    )
+
+
+def _reading(page: _Page) -> None:
+    """Document completion and the topics' top words along the NEB path, and their coherence."""
+    from ...report import plots
+
+    m = page.metrics
+    read = m["reading"]
+    fig, axes = plots.new_figure(width=11, height=4, ncols=2)
+    for ax, name in zip(axes, ("test", "train"), strict=True):
+        s = read["heldout_per_token"][name]
+        _along_pivots(
+            ax,
+            s["neb"],
+            s["linear"],
+            ylabel="held-out log-likelihood per token (nats)",
+            title=f"{name} documents ({s['n_docs']} docs, {s['n_tokens']:,} held-out tokens)",
+        )
+    page.figure(
+        fig,
+        "heldout_along_path",
+        "Document completion along the path: theta is inferred from half of each document's "
+        "tokens under the pivot's topics and the other half is scored (nats per held-out token, "
+        "higher is better). Training documents were seen by the fits; test documents were not.",
+    )
+    shown = read["pivots_shown"]
+    page.report.table(
+        ["topic"] + [f"pivot {i}" for i in shown],
+        [[k] + row for k, row in enumerate(read["top_words"])],
+        caption="Top words of every topic at the endpoints (first and last column) and two "
+        "interior pivots of the NEB path, topics aligned across columns.",
+    )
+    if "coherence" in m:
+        _coherence(page)
+    else:
+        page.report.paragraph("This run predates topic coherence along the path; run it again.")
+
+
+def _coherence(page: _Page) -> None:
     """Mean topic coherence against position along the NEB path and the straight line,
     beside the ELBO at the same pivots."""
     from ...report import plots
 
+    coh, unit = page.metrics["coherence"], page.unit
     fig, axes = plots.new_figure(width=15, height=4, ncols=3)
     for ax, key, label in (
         (axes[0], "elbo_per_token", unit),
@@ -113,8 +303,9 @@ def _render_coherence(report, rundir, coh: dict, unit: str) -> None:
         (axes[2], "npmi_mean", "mean NPMI over the topics"),
     ):
         _along_pivots(ax, coh["neb"][key], coh["linear"][key], ylabel=label)
-    report.figure(
-        rundir.save_figure(fig, "coherence_along_path"),
+    page.figure(
+        fig,
+        "coherence_along_path",
         f"Topic coherence along the path, beside the ELBO (left): at every pivot, the mean "
         f"over the topics of the coherence of their {coh['top_n']} top words in the training "
         "documents, UMass (Mimno et al. 2011, +1 co-document smoothing; about 0 at best) and NPMI "
@@ -131,7 +322,7 @@ def _render_coherence(report, rundir, coh: dict, unit: str) -> None:
         + [f"{coh['neb']['elbo_per_token'][i]:.4f}"]
         for i in range(len(coh["neb"]["elbo_per_token"]))
     ]
-    report.table(
+    page.report.table(
         ["pivot", "NEB: UMass", "NEB: NPMI", "line: UMass", "line: NPMI", "NEB: ELBO / token"],
         rows,
         caption="Mean coherence of the topics at every pivot of the NEB path and of the "
@@ -139,12 +330,89 @@ def _render_coherence(report, rundir, coh: dict, unit: str) -> None:
     )
 
 
-def _render_polish(report, rundir, pol: dict, tokens: int) -> None:
+def _sweeps(page: _Page) -> None:
+    """The sweeps of NEB's settings and of the number of topics."""
+    from ...report import plots
+
+    m, arr, cfg, tokens, unit = page.metrics, page.arrays, page.config, page.tokens, page.unit
+    sw = m["sweeps"]
+    fig, axes = plots.new_figure(width=15, height=4, ncols=3)
+    for ax, (name, label) in zip(
+        axes,
+        (("lr", "learning rate"), ("pivots", "pivots N"), ("spring", "spring constant k")),
+        strict=True,
+    ):
+        curves = {}
+        for value in sw[name]:
+            h = arr[f"sweep_{name}_{value}_bottleneck"] / tokens
+            curves[f"{label} {value}"] = (np.arange(h.shape[0]), h)
+        plots.curves_plot(
+            ax,
+            curves,
+            xlabel="NEB iteration",
+            ylabel="lowest pivot " + unit,
+            legend={"fontsize": 8},
+        )
+    page.figure(
+        fig,
+        "sweeps",
+        f"NEB (profile mode, {cfg['sweep_steps']} iterations each) for the paper's learning "
+        "rates, numbers of pivots and spring constants: the lowest pivot's ELBO per token by "
+        "iteration. Steps are capped and halved when a trial point is not finite, so no "
+        "learning rate produced NaN.",
+    )
+    page.report.table(
+        ["sweep", "value", "NEB barrier (nats)", "step halvings", "segment length max/min"],
+        [
+            [name, value, f"{p['barrier']:,.1f}", p["halvings"], f"{p['spacing_ratio']:.2f}"]
+            for name in ("lr", "pivots", "spring")
+            for value, p in sw[name].items()
+        ],
+        caption="Sweep results: final barrier of each NEB run and how evenly its pivots "
+        "are spaced.",
+    )
+    ks = [int(k) for k in sw["topics"]]
+    pts = [sw["topics"][str(k)] for k in ks]
+    fig, axes = plots.new_figure(width=11, height=4, ncols=2)
+    plots.line_plot(
+        axes[0],
+        ks,
+        {
+            "straight line (aligned)": [p["barrier_linear"] / tokens for p in pts],
+            "NEB": [p["barrier_neb"] / tokens for p in pts],
+        },
+        xlabel="number of topics K",
+        ylabel="barrier (nats per token)",
+        marker="o",
+    )
+    plots.line_plot(
+        axes[1],
+        ks,
+        {
+            "maximum a": [p["heldout_per_token_a"] for p in pts],
+            "maximum b": [p["heldout_per_token_b"] for p in pts],
+        },
+        xlabel="number of topics K",
+        ylabel="held-out log-likelihood per token (nats)",
+        marker="o",
+    )
+    page.figure(
+        fig,
+        "sweep_topics",
+        f"Against K ({cfg['sweep_restarts']} restarts per K, NEB {cfg['sweep_steps']} "
+        "iterations): the aligned straight line's and NEB's barrier per training token (left), "
+        "and the test documents' completion log-likelihood per held-out token at both maxima "
+        "(right).",
+    )
+
+
+def _polish(page: _Page) -> None:
     """Maxima found from paths: a table per path, a table per pair and a figure."""
     from ...report import plots
 
-    report.heading("Maxima found from paths")
-    report.paragraph(
+    pol, tokens = page.metrics["polish"], page.tokens
+    page.report.heading("Maxima found from paths")
+    page.report.paragraph(
         "From the highest point of each optimized path, CAVI ran to convergence (same "
         "tolerance as the fits). The maximum it reached is scored with the profile ELBO, as "
         "the endpoints are, and compared with both endpoints after Hungarian alignment: it "
@@ -153,7 +421,7 @@ def _render_polish(report, rundir, pol: dict, tokens: int) -> None:
         "documents (nats per held-out token, higher is better)."
     )
     paths = pol["paths"]
-    report.table(
+    page.report.table(
         [
             "path",
             "peak - better end (nats)",
@@ -182,7 +450,7 @@ def _render_polish(report, rundir, pol: dict, tokens: int) -> None:
         "matched Hellinger distance of the topics.",
     )
     rows = pol["pairs"]
-    report.table(
+    page.report.table(
         [
             "pair (a, b)",
             "path steps",
@@ -240,12 +508,21 @@ def _render_polish(report, rundir, pol: dict, tokens: int) -> None:
         "ELBO per token - better endpoint's (nats)",
         legend={"frameon": False, "fontsize": 8},
     )
-    report.figure(
-        rundir.save_figure(fig, "polish"),
+    page.figure(
+        fig,
+        "polish",
         "Per pair of restarts, relative to the better endpoint's ELBO per training token: "
         "both endpoints, the highest point of the NEB path, the maximum CAVI reached from it, "
         "and every random restart of the equal-iteration baseline.",
     )
+
+
+_PATH_LABELS = {
+    "neb_profile": "NEB (profile)",
+    "autoneb": "AutoNEB (profile)",
+    "bezier": "Bezier (profile)",
+    "neb_full": "NEB (full)",
+}
 
 
 def _ylim(curves) -> tuple[float, float]:
@@ -269,295 +546,4 @@ def _along_pivots(ax, neb, linear, ylabel: str, title: str | None = None) -> Non
         ylabel=ylabel,
         title=title,
         styles={"NEB path (pivots)": "o-", "straight line": "s--"},
-    )
-
-
-def _fits_alignment(page: _Page) -> None:
-    """The CAVI restarts and the alignment of maximum b's topics to a's."""
-    from ...report import plots
-
-    report = page.report
-    rundir = page.rundir
-    m = page.metrics
-    arr = page.arrays
-    tokens = page.tokens
-    unit = page.unit
-    fig, axes = plots.new_figure(width=11, height=3.8, ncols=2)
-    hist = arr["fit_history"] / tokens
-    plots.line_plot(
-        axes[0],
-        np.arange(1, hist.shape[0] + 1),
-        {f"restart {r}": hist[:, r] for r in range(hist.shape[1])},
-        xlabel="CAVI iteration",
-        ylabel=unit,
-        title="CAVI restarts",
-    )
-    al = m["alignment"]
-    plots.grouped_error_bar_plot(
-        axes[1],
-        [str(k) for k in range(len(al["distances_aligned"]))],
-        {
-            "before alignment": (al["distances_unaligned"], None),
-            "after alignment": (al["distances_aligned"], None),
-        },
-        xlabel="topic of maximum a",
-        ylabel="Hellinger distance to b's topic",
-    )
-    report.figure(
-        rundir.save_figure(fig, "fits_alignment"),
-        f"Left: ELBO per token of every restart during CAVI. Right: Hellinger distance between "
-        f"the topics of the maxima a (restart {m['endpoints']['a']}) and b (restart "
-        f"{m['endpoints']['b']}) before and after Hungarian alignment; permutation "
-        f"{al['permutation']}.",
-    )
-
-
-def _elbo_along_paths(page: _Page) -> None:
-    """The ELBO along every path, in profile and in full mode."""
-    from ...report import plots
-
-    report = page.report
-    rundir = page.rundir
-    arr = page.arrays
-    tokens = page.tokens
-    unit = page.unit
-    fig, axes = plots.new_figure(width=11, height=4, ncols=2)
-
-    def along(names: dict) -> dict:
-        return {
-            label: (arr[f"{name}_dense_positions"], arr[f"{name}_dense_values"] / tokens)
-            for name, label in names.items()
-        }
-
-    position = "position along the path (arc-length fraction)"
-    plots.curves_plot(
-        axes[0],
-        along(
-            {
-                "linear_unaligned": "line, unaligned",
-                "linear_aligned": "line, aligned",
-                "neb_profile": "NEB",
-                "autoneb": "AutoNEB",
-                "bezier": "Bezier",
-            }
-        ),
-        xlabel=position,
-        ylabel=unit,
-        title="profile mode",
-    )
-    axes[0].set_ylim(
-        _ylim(
-            [
-                arr[f"{n}_dense_values"] / tokens
-                for n in ("linear_aligned", "neb_profile", "autoneb", "bezier")
-            ]
-        )
-    )
-    plots.curves_plot(
-        axes[1],
-        along({"linear_aligned_full": "line, aligned", "neb_full": "NEB"}),
-        xlabel=position,
-        ylabel=unit,
-        title="full mode",
-    )
-    report.figure(
-        rundir.save_figure(fig, "elbo_along_paths"),
-        "ELBO per token along each path from maximum a (left end) to the aligned maximum b. "
-        "The unaligned line (left) falls far below the plot when label switching is not undone.",
-    )
-
-
-def _path_optimization(page: _Page) -> None:
-    """NEB's lowest pivot and Bezier's objective during the optimization."""
-    from ...report import plots
-
-    report = page.report
-    rundir = page.rundir
-    arr = page.arrays
-    cfg = page.config
-    tokens = page.tokens
-    unit = page.unit
-    fig, axes = plots.new_figure(width=11, height=4, ncols=2)
-    lowest = {}
-    for name, label in (("neb_profile", "NEB (profile)"), ("neb_full", "NEB (full)")):
-        h = arr[f"{name}_history"] / tokens
-        lowest[label] = (np.arange(h.shape[0]), h.min(axis=1))
-    plots.curves_plot(axes[0], lowest, xlabel="NEB iteration", ylabel="lowest pivot " + unit)
-    objective = arr["bezier_objective"] / tokens if "bezier_objective" in arr else None
-    plots.curves_plot(
-        axes[1],
-        {} if objective is None else {"Bezier": (np.arange(objective.shape[0]), objective)},
-        xlabel="Bezier step",
-        ylabel="mean sampled " + unit,
-    )
-    report.figure(
-        rundir.save_figure(fig, "path_optimization"),
-        "Left: the lowest pivot's ELBO per token after each NEB iteration (the barrier estimate "
-        "rises as the band relaxes). Right: the Bezier objective, the ELBO averaged over the "
-        f"{cfg['bezier_n_t']} values of t sampled at each step.",
-    )
-
-
-def _planes(page: _Page) -> None:
-    """The ELBO on the three planes, with the path and the line projected."""
-    from ...report import plots
-
-    report = page.report
-    rundir = page.rundir
-    m = page.metrics
-    arr = page.arrays
-    cfg = page.config
-    tokens = page.tokens
-    unit = page.unit
-    fig, axes = plots.new_figure(width=15, height=4.4, ncols=3)
-    titles = {
-        "path": "plane through a, b and the NEB path",
-        "gaussian": "random Gaussian plane",
-        "sign": "random +-1 plane",
-    }
-    for ax, kind in zip(axes, ("path", "gaussian", "sign"), strict=True):
-        scale = "coordinate (x units)" if kind == "path" else "coordinate (multiples of |b - a|)"
-        plots.contour_plot(
-            ax,
-            arr[f"plane_{kind}_xs"],
-            arr[f"plane_{kind}_ys"],
-            arr[f"plane_{kind}_values"] / tokens,
-            xlabel=scale,
-            ylabel=scale,
-            colorbar_label=unit,
-        )
-        ax.set_title(
-            titles[kind] + f"\npath off plane <= {m['planes'][kind]['max_path_off_plane']:.3g}",
-            fontsize=9,
-        )
-        # Drawn over the contours in colours that stand out from the colour map.
-        p, line = arr[f"plane_{kind}_path_xy"], arr[f"plane_{kind}_line_xy"]
-        ax.plot(p[:, 0], p[:, 1], "o-", color="white", ms=3, label="NEB path (projected)")
-        ax.plot(line[:, 0], line[:, 1], "--", color="red", label="straight line (projected)")
-    axes[0].legend(frameon=False, fontsize=7)
-    report.figure(
-        rundir.save_figure(fig, "planes"),
-        f"ELBO per token (profile mode) on {cfg['plane_points']} x {cfg['plane_points']} grids. "
-        "Left: the plane through both maxima and the NEB pivot farthest from the straight "
-        "line (the path lies in it up to the distance in the title). Middle and right: random "
-        "planes centered on maximum a, each direction as long as |b - a|; the path and the line "
-        "are projected onto them and lie mostly off them.",
-    )
-
-
-def _reading(page: _Page) -> None:
-    """Document completion and the topics' top words along the NEB path, and their coherence."""
-    from ...report import plots
-
-    report = page.report
-    rundir = page.rundir
-    m = page.metrics
-    unit = page.unit
-    read = m["reading"]
-    fig, axes = plots.new_figure(width=11, height=4, ncols=2)
-    for ax, name in zip(axes, ("test", "train"), strict=True):
-        s = read["heldout_per_token"][name]
-        _along_pivots(
-            ax,
-            s["neb"],
-            s["linear"],
-            ylabel="held-out log-likelihood per token (nats)",
-            title=f"{name} documents ({s['n_docs']} docs, {s['n_tokens']:,} held-out tokens)",
-        )
-    report.figure(
-        rundir.save_figure(fig, "heldout_along_path"),
-        "Document completion along the path: theta is inferred from half of each document's "
-        "tokens under the pivot's topics and the other half is scored (nats per held-out token, "
-        "higher is better). Training documents were seen by the fits; test documents were not.",
-    )
-    shown = read["pivots_shown"]
-    report.table(
-        ["topic"] + [f"pivot {i}" for i in shown],
-        [[k] + row for k, row in enumerate(read["top_words"])],
-        caption="Top words of every topic at the endpoints (first and last column) and two "
-        "interior pivots of the NEB path, topics aligned across columns.",
-    )
-    if "coherence" in m:
-        _render_coherence(report, rundir, m["coherence"], unit)
-    else:
-        report.paragraph("This run predates topic coherence along the path; run it again.")
-
-
-def _sweeps(page: _Page) -> None:
-    """The sweeps of NEB's settings and of the number of topics."""
-    from ...report import plots
-
-    report = page.report
-    rundir = page.rundir
-    m = page.metrics
-    arr = page.arrays
-    cfg = page.config
-    tokens = page.tokens
-    unit = page.unit
-    sw = m["sweeps"]
-    fig, axes = plots.new_figure(width=15, height=4, ncols=3)
-    for ax, (name, label) in zip(
-        axes,
-        (("lr", "learning rate"), ("pivots", "pivots N"), ("spring", "spring constant k")),
-        strict=True,
-    ):
-        curves = {}
-        for value in sw[name]:
-            h = arr[f"sweep_{name}_{value}_bottleneck"] / tokens
-            curves[f"{label} {value}"] = (np.arange(h.shape[0]), h)
-        plots.curves_plot(
-            ax,
-            curves,
-            xlabel="NEB iteration",
-            ylabel="lowest pivot " + unit,
-            legend={"fontsize": 8},
-        )
-    report.figure(
-        rundir.save_figure(fig, "sweeps"),
-        f"NEB (profile mode, {cfg['sweep_steps']} iterations each) for the paper's learning "
-        "rates, numbers of pivots and spring constants: the lowest pivot's ELBO per token by "
-        "iteration. Steps are capped and halved when a trial point is not finite, so no "
-        "learning rate produced NaN.",
-    )
-    report.table(
-        ["sweep", "value", "NEB barrier (nats)", "step halvings", "segment length max/min"],
-        [
-            [name, value, f"{p['barrier']:,.1f}", p["halvings"], f"{p['spacing_ratio']:.2f}"]
-            for name in ("lr", "pivots", "spring")
-            for value, p in sw[name].items()
-        ],
-        caption="Sweep results: final barrier of each NEB run and how evenly its pivots "
-        "are spaced.",
-    )
-    ks = [int(k) for k in sw["topics"]]
-    pts = [sw["topics"][str(k)] for k in ks]
-    fig, axes = plots.new_figure(width=11, height=4, ncols=2)
-    plots.line_plot(
-        axes[0],
-        ks,
-        {
-            "straight line (aligned)": [p["barrier_linear"] / tokens for p in pts],
-            "NEB": [p["barrier_neb"] / tokens for p in pts],
-        },
-        xlabel="number of topics K",
-        ylabel="barrier (nats per token)",
-        marker="o",
-    )
-    plots.line_plot(
-        axes[1],
-        ks,
-        {
-            "maximum a": [p["heldout_per_token_a"] for p in pts],
-            "maximum b": [p["heldout_per_token_b"] for p in pts],
-        },
-        xlabel="number of topics K",
-        ylabel="held-out log-likelihood per token (nats)",
-        marker="o",
-    )
-    report.figure(
-        rundir.save_figure(fig, "sweep_topics"),
-        f"Against K ({cfg['sweep_restarts']} restarts per K, NEB {cfg['sweep_steps']} "
-        "iterations): the aligned straight line's and NEB's barrier per training token (left), "
-        "and the test documents' completion log-likelihood per held-out token at both maxima "
-        "(right).",
     )
