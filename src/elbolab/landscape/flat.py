@@ -1,7 +1,8 @@
 """Structured parameters <-> one flat vector, so that path and plane tools see R^n.
 
-The path methods (:mod:`elbolab.landscape.paths`, :mod:`elbolab.landscape.bezier`) and the
-plane tools (:mod:`elbolab.landscape.plane`) work on vectors: a path is a ``(P, n)`` tensor
+The path methods (:mod:`elbolab.landscape.paths`, :mod:`elbolab.landscape.elastic_band`,
+:mod:`elbolab.landscape.bezier`) and the plane tools (:mod:`elbolab.landscape.plane`)
+work on vectors: a path is a ``(P, n)`` tensor
 of pivots. A model's variational parameters are a dict of named tensors (for LDA,
 ``{"lam": (K, V), "gamma": (D, K)}``); :class:`Flattener` remembers the names and shapes
 and maps one to the other in both directions, batched over any leading dimensions, with

@@ -31,7 +31,7 @@ import torch
 
 from .. import checks
 from ..errors import ConfigError, NumericalError
-from .inputs import Func, batched_values, endpoints, progress_disabled
+from .inputs import Func, batched_values, endpoints
 
 if TYPE_CHECKING:
     from .._types import ArrayOrTensor
@@ -44,9 +44,6 @@ __all__ = [
     "linear_path",
     "path_length",
 ]
-
-# plane.py still imports these two under their old private names.
-_show, _values = progress_disabled, batched_values
 
 
 # --------------------------------------------------------------------------- results

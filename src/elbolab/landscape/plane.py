@@ -17,7 +17,7 @@ import torch
 from .. import checks
 from ..errors import ConfigError
 from ..progress import progress
-from .paths import Func, _show, _values
+from .inputs import Func, batched_values, progress_disabled
 
 if TYPE_CHECKING:
     from .._types import ArrayOrTensor
@@ -109,13 +109,13 @@ def plane_grid(
             range(n_chunks),
             desc="plane grid",
             unit="chunk",
-            disable=_show(show_progress),
+            disable=progress_disabled(show_progress),
             leave=False,
         )
         for c in chunks:
             sl = slice(c * batch_size, min(total, (c + 1) * batch_size))
             pts = center + cx[sl, None] * u + cy[sl, None] * v
-            out[sl] = _values(f, pts).to(out.dtype)
+            out[sl] = batched_values(f, pts).to(out.dtype)
     return out.reshape(ys.shape[0], xs.shape[0])
 
 
