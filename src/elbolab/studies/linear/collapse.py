@@ -69,9 +69,8 @@ def collapse_at_sigma2(
         validate=True,
         progress=True,
     )
-    with torch.no_grad():
-        q = model.encode(x_eval)
-        mu, std = q.loc.double().cpu(), q.scale.double().cpu()
+    q = terms["posterior"]  # q(z | x_eval), as the held-out ELBO encoded it
+    mu, std = q.loc.double().cpu(), q.scale.double().cpu()
     rundir.save_model(f"part4_{index}", model)
     kl = kl_per_dimension(mu, std)
     units = active_units(mu)
