@@ -9,6 +9,7 @@ posterior modes of the shift and the centres at the observed data.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -30,7 +31,7 @@ def cluster_features(model: ShiftedMixture, x: torch.Tensor, n_q: int) -> torch.
     return torch.cat([mean, 10.0 * (quantiles - mean)], -1)
 
 
-def cluster_family(kind: str, model: ShiftedMixture):
+def cluster_family(kind: str, model: ShiftedMixture) -> Callable:
     """``(outputs, x) -> q`` over u = z / scale.
 
     mean: N(outputs, sd 1 unit of z). natural: natural parameters about the data's mean

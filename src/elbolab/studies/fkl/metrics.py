@@ -23,7 +23,9 @@ def spread(values) -> dict:
 FAST_SHARE = 0.05
 
 
-def first_step_below(run: dict, share: float):
+def first_step_below(run: dict, share: float) -> int | None:
+    """The first evaluated step at which the network's test gap is within ``share`` of
+    its start, or None."""
     gaps = run["nll_gap_network"]
     below = np.flatnonzero(gaps <= share * gaps[0])
     return int(run["steps"][below[0]]) if below.size else None

@@ -9,10 +9,11 @@ import numpy as np
 from .metrics import FAST_SHARE
 
 if TYPE_CHECKING:
-    pass
+    from ...report import Report
 
 
-def render(rundir):
+def render(rundir) -> Report:
+    """The report of a finished run, from its saved files only."""
     from ...report import Report, plots
 
     m = rundir.read_json("metrics.json")

@@ -20,7 +20,17 @@ from .config import Config
 EPSILONS = np.logspace(-4, 1, 26)  # the collapse curve's thresholds (nats)
 
 
-def train_deep_vae(cfg: Config, x_train, x_eval, sigma2, learned, seed, epochs, validate, progress):
+def train_deep_vae(
+    cfg: Config,
+    x_train: torch.Tensor,
+    x_eval: torch.Tensor,
+    sigma2: float,
+    learned: bool,
+    seed: int,
+    epochs: int,
+    validate: bool,
+    progress: bool,
+) -> tuple[VAE, dict, dict, torch.Tensor]:
     """Build, train and evaluate a deep Gaussian VAE (parts 4 and 5): returns the model,
     the training history, the held-out ELBO terms (10 samples) and x_eval on the
     device. ``seed`` + 0, 100, 200 seed the weights, the training and the evaluation."""

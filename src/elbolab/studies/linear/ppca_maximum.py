@@ -18,7 +18,16 @@ from ...progress import progress
 from .config import Config
 
 
-def adam_fit(x, q, steps, lr, seed, analytic, sigma2=None, desc=""):
+def adam_fit(
+    x: np.ndarray,
+    q: int,
+    steps: int,
+    lr: float,
+    seed: int,
+    analytic: bool,
+    sigma2: float | None = None,
+    desc: str = "",
+) -> tuple[LinearVAE, dict]:
     """:func:`fit_linear_vae` (Adam, cosine decay) with a progress bar showing the ELBO."""
     bar = progress(total=steps, desc=desc, unit="step")
     last = [0]
