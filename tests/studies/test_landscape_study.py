@@ -221,7 +221,7 @@ def test_polish_records_follow_from_the_pairs_and_paths(smoke_run):
 
 
 def test_peak_point_is_the_highest_dense_point():
-    from elbolab.landscape import bezier, neb
+    from elbolab.landscape import Band, Optimizer, bezier, neb
 
     # A quadratic hill off the straight line between a and b: NEB and Bezier bend toward
     # it, and their highest point lies strictly inside the path.
@@ -233,8 +233,8 @@ def test_peak_point_is_the_highest_dense_point():
     a = torch.tensor([-1.0, 0.0], dtype=torch.float64)
     b = torch.tensor([1.0, 0.0], dtype=torch.float64)
     for result in (
-        neb(f, a, b, n_pivots=5, steps=5, lr=0.05, climbing=False),
-        bezier(f, a, b, degree=2, steps=5, lr=0.05, n_t=4, n_pivots=5),
+        neb(f, a, b, n_pivots=5, steps=5, optimizer=Optimizer(lr=0.05), band=Band(climbing=False)),
+        bezier(f, a, b, degree=2, steps=5, optimizer=Optimizer(lr=0.05), n_t=4, n_pivots=5),
     ):
         i = int(result.dense_values.argmax())
         assert 0 < i < result.dense_values.shape[0] - 1
