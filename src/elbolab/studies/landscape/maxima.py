@@ -91,5 +91,6 @@ def more_pairs(lam: np.ndarray, first: dict, n: int, distinct_min: float) -> lis
 
 
 def endpoint_vectors(obj, lam: np.ndarray, pair: dict):
+    """The points of maximum a, of b aligned to a, and of b as fitted (unaligned)."""
     lam_b = apply_permutation(lam[pair["b"]], pair["permutation"], 0)
     return obj.to_vector(lam[pair["a"]]), obj.to_vector(lam_b), obj.to_vector(lam[pair["b"]])

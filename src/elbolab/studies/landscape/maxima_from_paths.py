@@ -13,6 +13,8 @@ from .paths import neb_profile, path_record
 
 
 def _polish_from(cfg: Config, prof, lam, pair: dict, peak_lam, inputs: dict):
+    """CAVI from the topics ``peak_lam`` to convergence, the maximum it reaches compared
+    with the pair's endpoints (b aligned to a)."""
     lam_b = apply_permutation(lam[pair["b"]], pair["permutation"], 0)
     return polish(
         prof,
@@ -28,6 +30,7 @@ def _polish_from(cfg: Config, prof, lam, pair: dict, peak_lam, inputs: dict):
 
 
 def polish_path_peak(cfg: Config, prof, lam, pair: dict, peak_lam, inputs: dict) -> dict:
+    """The summary of CAVI from a path's highest point (its topics ``peak_lam``)."""
     return _polish_from(cfg, prof, lam, pair, peak_lam, inputs).summary()
 
 

@@ -25,6 +25,7 @@ from .config import Config
 
 
 def straight_line(f, xa, xb, n_pivots: int) -> dict:
+    """The straight line from xa to xb: f on its dense resampling, its barrier and length."""
     pivots = linear_path(xa, xb, n_pivots)
     with torch.no_grad():
         dense = dense_values(f, pivots, per_segment=4, batch_size=16)
@@ -102,6 +103,7 @@ def neb_profile(obj, xa, xb, cfg: Config, **overrides):
 
 
 def autoneb_profile(prof, xa, xb, cfg: Config):
+    """AutoNEB in profile mode with the climbing image."""
     return autoneb(
         prof,
         xa,
@@ -115,6 +117,7 @@ def autoneb_profile(prof, xa, xb, cfg: Config):
 
 
 def bezier_profile(prof, xa, xb, cfg: Config):
+    """The Bezier curve in profile mode."""
     return bezier(
         prof,
         xa,

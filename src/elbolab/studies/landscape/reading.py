@@ -13,6 +13,8 @@ from .config import Config
 
 
 def read_path(prof, pivots, xa, xb, inputs: dict, cfg: Config) -> dict:
+    """Top words of the topics at up to four pivots of the NEB path, and document completion of
+    test and training documents at every pivot of it and of the straight line."""
     lam_path = prof.components(pivots).numpy()
     idx = sorted({0, len(lam_path) // 3, (2 * len(lam_path)) // 3, len(lam_path) - 1})
     line_pivots = linear_path(xa, xb, len(lam_path))

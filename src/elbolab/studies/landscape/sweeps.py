@@ -14,6 +14,8 @@ from .paths import neb_profile, straight_line
 
 
 def sweep_point(obj, xa, xb, cfg: Config, **overrides) -> dict:
+    """One NEB run (profile mode, ``sweep_steps`` steps) with ``overrides`` of its settings:
+    its barrier, lowest pivot per iteration, step halvings and pivot spacing."""
     result = neb_profile(obj, xa, xb, cfg, steps=cfg.sweep_steps, **overrides)
     seg = torch.diff(result.pivots, dim=0).norm(dim=1)
     return {
@@ -26,6 +28,8 @@ def sweep_point(obj, xa, xb, cfg: Config, **overrides) -> dict:
 
 
 def topic_point(cfg: Config, k: int, inputs: dict, rundir) -> dict:
+    """At K topics: new CAVI fits, their pair of maxima, the straight line's and NEB's
+    barriers, and the completion scores of both maxima."""
     train = inputs["train"]
     fit = fit_maxima(
         cfg, k, cfg.sweep_restarts, cfg.sweep_max_iter, train, rundir, f"sweep_fit_K{k}"
