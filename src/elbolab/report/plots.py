@@ -40,6 +40,7 @@ __all__ = [
     "density_plot",
     "curves_plot",
     "contour_plot",
+    "grouped_error_bar_plot",
 ]
 
 
