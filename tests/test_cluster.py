@@ -18,6 +18,7 @@ from elbolab.cluster import Auto, DaskDispatcher, Serial, make_dispatcher
 from elbolab.errors import ConfigError
 from elbolab.report import RunDir
 from elbolab.studies import lda
+from elbolab.studies.runner import cached_map, dispatching
 
 
 def _results(out: Path) -> dict:
@@ -175,7 +176,7 @@ def test_a_worker_killed_mid_task_loses_no_result(tmp_path):
     with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
         dispatcher = DaskDispatcher(address=cluster.scheduler_address)
         with dispatcher, Client(cluster) as watcher:
-            rundir = RunDir(tmp_path / "run", dispatcher=dispatcher)
+            rundir = RunDir(tmp_path / "run")
             pids = watcher.run(os.getpid)
             victim = {}
 
@@ -195,7 +196,8 @@ def test_a_worker_killed_mid_task_loses_no_result(tmp_path):
 
             killer = threading.Thread(target=kill_a_busy_worker)
             killer.start()
-            values = rundir.cached_map({f"unit{i}": unit(i) for i in range(4)})
+            with dispatching(dispatcher):
+                values = cached_map(rundir, {f"unit{i}": unit(i) for i in range(4)})
             killer.join()
     assert victim, "no worker was killed"
     assert values == {f"unit{i}": i * i for i in range(4)}

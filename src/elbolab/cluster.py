@@ -2,7 +2,7 @@
 
 A *unit* is a function of no arguments (restart r of an LDA fit, one sweep point, one
 VAE) whose result depends only on its own settings and seeds, never on which units ran
-before it or beside it. :meth:`elbolab.report.RunDir.cached_map` hands the units a run
+before it or beside it. :func:`elbolab.studies.runner.cached_map` hands the units a run
 still lacks to a dispatcher and checkpoints each result as soon as it arrives, so a
 killed run loses at most the units in flight, and a serial run and a cluster run with
 the same seeds give the same results.

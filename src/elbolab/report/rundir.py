@@ -1,5 +1,8 @@
 """Run directories: where a study writes its results, atomically and resumably.
 
+A run directory only stores; where a study's units of work run, and how their results
+become checkpoints, is :mod:`elbolab.studies.runner`.
+
 Layout of a run directory::
 
     RUNDIR/
@@ -50,23 +53,20 @@ import pickle
 import re
 import shutil
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from elbolab.cluster import Serial
 from elbolab.errors import ConfigError
 from elbolab.files import atomic_write
-from elbolab.progress import progress
 
 if TYPE_CHECKING:
     import torch
     from matplotlib.figure import Figure
 
     from .._types import Device
-    from ..cluster import Auto, DaskDispatcher
 
 __all__ = ["RunDir", "atomic_write", "to_jsonable", "from_jsonable"]
 
@@ -170,9 +170,6 @@ class RunDir:
         so that the study can continue from its checkpoints.
     overwrite : bool
         Empty an existing run directory (one with ``config.json``) first.
-    dispatcher : Serial or DaskDispatcher, optional
-        Where :meth:`cached_map` runs its units (see :mod:`elbolab.cluster`); default
-        in this process. A pickled RunDir (one sent to a worker) runs them serially.
 
     Raises
     ------
@@ -199,9 +196,7 @@ class RunDir:
         *,
         resume: bool = False,
         overwrite: bool = False,
-        dispatcher: Serial | DaskDispatcher | Auto | None = None,
     ) -> None:
-        self.dispatcher = dispatcher or Serial()
         if resume and overwrite:
             raise ConfigError("pass either --resume or --overwrite, not both")
         self.path = Path(path).expanduser()
@@ -226,10 +221,6 @@ class RunDir:
         self.figures.mkdir(exist_ok=True)
         self.checkpoints = self.path / "checkpoints"
         self.models = self.path / "models"
-
-    def __getstate__(self):
-        # A unit that runs on a worker gets the directory, not the cluster client.
-        return {**self.__dict__, "dispatcher": Serial()}
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -314,46 +305,6 @@ class RunDir:
             raise ConfigError(
                 f"{target}: cannot read checkpoint ({exc}); rerun with --overwrite"
             ) from exc
-
-    def cached(self, key: str, compute: Callable[[], Any], timings: dict | None = None) -> Any:
-        """``compute()`` once, in this process: checkpointed under ``key`` and reused on
-        resume. Its wall time (from the run that computed it) goes to
-        ``timings[KEY_seconds]``. For independent units use :meth:`cached_map`."""
-        return self.cached_map({key: compute}, timings, dispatcher=Serial())[key]
-
-    def cached_map(
-        self,
-        units: Mapping[str, Callable[[], Any]],
-        timings: dict | None = None,
-        desc: str = "units",
-        dispatcher: Serial | DaskDispatcher | Auto | None = None,
-    ) -> dict[str, Any]:
-        """:meth:`cached` for independent units, run through :attr:`dispatcher`.
-
-        ``units`` maps checkpoint keys to functions of no arguments whose results
-        depend only on their own settings and seeds. Units with a checkpoint are
-        loaded; the others run (on a cluster, at once) and each result is checkpointed
-        the moment it arrives. Returns key -> value in the order of ``units``, with
-        each unit's wall time in ``timings[KEY_seconds]`` (also in that order).
-        ``dispatcher`` overrides :attr:`dispatcher` for this call.
-        """
-        dispatcher = dispatcher or self.dispatcher
-        done = {key: self.load_checkpoint(key) for key in units}
-        missing = {key: fn for key, fn in units.items() if done[key] is None}
-        if missing:
-            with progress(
-                total=len(missing),
-                desc=desc,
-                unit="unit",
-                disable=True if len(missing) < 2 else None,
-            ) as bar:
-                for key, value, seconds in dispatcher.map(missing):
-                    done[key] = {"value": value, "seconds": seconds}
-                    self.save_checkpoint(key, done[key])
-                    bar.update(1)
-        if timings is not None:
-            timings.update({f"{key}_seconds": done[key]["seconds"] for key in units})
-        return {key: done[key]["value"] for key in units}
 
     def clear_checkpoints(self) -> None:
         """Remove the checkpoints folder (after a run has completed)."""

@@ -161,10 +161,12 @@ def run_study(
 
     With ``resume`` an unfinished run continues from its checkpoints (and a finished
     one is only re-rendered); its saved config must equal ``cfg``. ``scheduler`` says
-    where independent units run (:func:`elbolab.cluster.make_dispatcher`; default in
+    where independent units run (:func:`elbolab.cluster.make_dispatcher`, through
+    :mod:`elbolab.studies.runner`; default in
     this process, the CLI's default is ``auto``); the results do not depend on it.
     """
     from ..cluster import make_dispatcher
+    from .runner import dispatching
 
     cfg = resolved(cfg)
     on_gpu = getattr(cfg, "device", "cpu").startswith("cuda")
@@ -173,7 +175,7 @@ def run_study(
     out = Path(out).expanduser()
     new = not out.exists() or (out.is_dir() and not any(out.iterdir()))
     try:
-        with contextlib.closing(dispatcher):
+        with contextlib.closing(dispatcher), dispatching(dispatcher):
             return _run_in(study, cfg, inputs, out, resume, overwrite, command, dispatcher)
     except ElbolabError:
         # Bad input found mid-run (a setting that drives a path to NaN, say) leaves no
@@ -187,7 +189,7 @@ def _run_in(study, cfg, inputs, out, resume, overwrite, command, dispatcher) -> 
     from ..report import RunDir, to_jsonable
 
     record = {"study": study.NAME, "config": dataclasses.asdict(cfg), "command": command}
-    rundir = RunDir(out, resume=resume, overwrite=overwrite, dispatcher=dispatcher)
+    rundir = RunDir(out, resume=resume, overwrite=overwrite)
     if resume and (rundir.path / "config.json").exists():
         saved = rundir.read_json("config.json")
         if saved.get("study") != study.NAME or saved.get("config") != to_jsonable(record["config"]):

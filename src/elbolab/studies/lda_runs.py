@@ -18,6 +18,7 @@ import numpy as np
 from ..data import Corpus, load_ap, read_corpus
 from ..models import LDA
 from ..progress import progress
+from .runner import cached_map
 
 # Checkpoint a running fit at most this often: lambda for R restarts is R*K*V floats.
 _CHECKPOINT_SECONDS = 20.0
@@ -118,8 +119,9 @@ def fit_restart(
 def restart_units(
     settings: CaviSettings, k: int, train: Corpus, rundir, key: str, init: LDA | None = None
 ) -> dict:
-    """The restarts of a K-topic fit as independent units for ``rundir.cached_map``
-    (checkpoint key -> function); join their results with :meth:`LDA.merged`."""
+    """The restarts of a K-topic fit as independent units for
+    :func:`elbolab.studies.runner.cached_map` (checkpoint key -> function); join their
+    results with :meth:`LDA.merged`."""
     return {
         f"{key}_r{r}": partial(
             fit_restart, settings, k, r, train, rundir, f"{key}_r{r}_state", init
@@ -129,8 +131,8 @@ def restart_units(
 
 
 def fit_restarts(settings: CaviSettings, k: int, train: Corpus, rundir, key: str) -> LDA:
-    """Every restart of a K-topic fit, run on ``rundir``'s dispatcher, as one model."""
-    fits = rundir.cached_map(restart_units(settings, k, train, rundir, key), desc=f"LDA K={k}")
+    """Every restart of a K-topic fit, run on the study's dispatcher, as one model."""
+    fits = cached_map(rundir, restart_units(settings, k, train, rundir, key), desc=f"LDA K={k}")
     return LDA.merged(list(fits.values()))
 
 

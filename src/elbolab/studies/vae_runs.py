@@ -41,6 +41,7 @@ from ..errors import ConfigError
 from ..models import VAE
 from ..models.trainer import train
 from ..objectives import ELBOObjective, IWAEObjective, elbo
+from .runner import cached_map
 
 # Test images for the importance-sampled NLL on a CPU when ``nll_n`` is None: k = 5000
 # on all 10,000 images would take minutes per model on 2 cores (seconds on a GPU).
@@ -288,13 +289,14 @@ def run_all(
     specs: dict[str, ModelSpec], data: dict, cfg, rundir, warm_start: dict | None = None
 ) -> tuple:
     """Train and evaluate every spec (name -> spec), each an independent unit on
-    ``rundir``'s dispatcher checkpointed under its name; a model in ``warm_start``
+    study's dispatcher checkpointed under its name in ``rundir``; a model in ``warm_start``
     (name -> earlier name whose trained parameters it starts from) runs after the others.
 
     Returns (results name -> numbers, arrays for ``arrays.npz``, timings).
     """
     warm_start = warm_start or {}
-    done = rundir.cached_map(
+    done = cached_map(
+        rundir,
         {
             name: functools.partial(train_and_evaluate, spec, data, cfg, rundir, name)
             for name, spec in specs.items()
@@ -303,7 +305,8 @@ def run_all(
         desc="models",
     )
     done.update(
-        rundir.cached_map(
+        cached_map(
+            rundir,
             {
                 name: functools.partial(
                     train_and_evaluate,

@@ -11,6 +11,7 @@ import torch
 from ... import checks
 from ...data import load_mnist
 from ...models.simulators import ConjugateGaussian, ShiftedMixture
+from ..runner import cached_map
 from .clustering import cluster_fit
 from .config import Config
 from .metrics import collect
@@ -62,7 +63,7 @@ def run(cfg: Config, inputs: dict, rundir) -> tuple[dict, dict]:
     # 3. Rotated MNIST.
     units["rotated"] = partial(rotated_digits, cfg, inputs["templates"], rundir)
 
-    done = rundir.cached_map(units, timings, desc="fkl units")
+    done = cached_map(rundir, units, timings, desc="fkl units")
     width = {k: v for k, v in done.items() if k.startswith("width_")}
     cluster = {k: v for k, v in done.items() if k.startswith("cluster_")}
     rot = done["rotated"]

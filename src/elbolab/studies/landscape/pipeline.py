@@ -11,6 +11,7 @@ import torch
 
 from ...landscape import LDAObjective
 from ..lda_runs import load_corpus, split_corpus
+from ..runner import cached, cached_map
 from .config import Config
 from .maxima import choose_pair, endpoint_vectors, fit_maxima, more_pairs
 from .maxima_from_paths import polish_pair, polish_path_peak
@@ -53,7 +54,7 @@ def run(cfg: Config, inputs: dict, rundir) -> tuple[dict, dict]:
     k = cfg.n_topics
 
     def timed(name, compute):
-        return rundir.cached(name, compute, timings)
+        return cached(rundir, name, compute, timings)
 
     # 1. The maxima (the restarts run as independent units).
     fit = timed(
@@ -77,7 +78,7 @@ def run(cfg: Config, inputs: dict, rundir) -> tuple[dict, dict]:
         "bezier": lambda: path_record(bezier_profile(prof, xa, xb, cfg), False, prof),
         "full": partial(full_mode, cfg, train, fit, pair),
     }
-    done = rundir.cached_map(units, timings, desc="landscape paths")
+    done = cached_map(rundir, units, timings, desc="landscape paths")
     neb_p = done["neb_profile"]
     pivots = torch.from_numpy(neb_p["pivots"])
 
@@ -95,15 +96,16 @@ def run(cfg: Config, inputs: dict, rundir) -> tuple[dict, dict]:
     for i, p in enumerate(pairs):
         path = neb_p if i == 0 else None
         polish_units[f"polish_pair{i}"] = partial(polish_pair, cfg, prof, lam, p, i, inputs, path)
-    polished = rundir.cached_map(polish_units, timings, desc="polish from paths")
+    polished = cached_map(rundir, polish_units, timings, desc="polish from paths")
 
     # 5. The sweeps: independent units.
     units, sweep_keys = sweep_units(cfg, prof, xa, xb, inputs, rundir)
-    swept = rundir.cached_map(units, timings, desc="landscape sweeps")
+    swept = cached_map(rundir, units, timings, desc="landscape sweeps")
     sweeps = sweeps_by_name(swept, sweep_keys)
 
     # 6. Planes through the NEB path and at random.
-    planes = rundir.cached_map(
+    planes = cached_map(
+        rundir,
         {
             f"plane_{kind}": partial(
                 plane, prof, kind, xa, xb, pivots, cfg.plane_points, cfg.seed + i

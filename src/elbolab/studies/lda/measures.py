@@ -9,6 +9,7 @@ import numpy as np
 from ...data import Corpus
 from ...diagnostics import best_dirichlet_prior, dirichlet_surgery, topic_coherence
 from ...models import LDA
+from ..runner import cached
 from .config import Config
 
 
@@ -77,20 +78,24 @@ def measure_fit(cfg: Config, k: int, model: LDA, inputs: dict, rundir, timings: 
     train, observed, heldout = inputs["train"], inputs["observed"], inputs["heldout"]
     out = {
         "coherence": coherence(model.components_, train, cfg.top_words),
-        "sklearn_elbo_best": rundir.cached(
-            f"sklearn_elbo_K{k}", lambda: sklearn_elbo(model, train), timings
+        "sklearn_elbo_best": cached(
+            rundir, f"sklearn_elbo_K{k}", lambda: sklearn_elbo(model, train), timings
         ),
-        "surgery": rundir.cached(
-            f"surgery_K{k}", lambda: surgery_terms(model, cfg.surgery_samples, cfg.seed), timings
+        "surgery": cached(
+            rundir,
+            f"surgery_K{k}",
+            lambda: surgery_terms(model, cfg.surgery_samples, cfg.seed),
+            timings,
         ),
-        "surgery_best_prior": rundir.cached(
+        "surgery_best_prior": cached(
+            rundir,
             f"surgery_best_prior_K{k}",
             lambda: surgery_terms(model, cfg.surgery_samples, cfg.seed, True),
             timings,
         ),
     }
     if observed is not None:
-        out["completion"] = rundir.cached(
-            f"completion_K{k}", lambda: model.completion_perplexity(observed, heldout)
+        out["completion"] = cached(
+            rundir, f"completion_K{k}", lambda: model.completion_perplexity(observed, heldout)
         )
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ...models import LDA
 from ..lda_runs import CaviSettings, restart_histories, restart_units
+from ..runner import cached_map
 from .config import Config
 from .inputs import has_vocab
 from .measures import measure_fit
@@ -32,7 +33,8 @@ def run(cfg: Config, inputs: dict, rundir) -> tuple[dict, dict]:
     init = inputs.get("init")
     settings = cavi_settings(cfg)
     units = {k: restart_units(settings, k, train, rundir, f"fit_K{k}", init) for k in cfg.topics}
-    fits = rundir.cached_map(
+    fits = cached_map(
+        rundir,
         {key: fn for per_k_units in units.values() for key, fn in per_k_units.items()},
         timings,
         desc="LDA restarts",

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ...data import load_mnist
+from ..runner import cached_map
 from .collapse import collapse_at_sigma2
 from .config import Config
 from .encoders import logit_space, three_encoders
@@ -52,5 +53,5 @@ def run(cfg: Config, inputs: dict, rundir) -> tuple[dict, dict]:
     for i in range(cfg.n_inits):
         units[f"part5_deep_{i}"] = partial(deep_random_start, cfg, x_train, x_eval, i)
     units["part6"] = partial(ppca_surgery, cfg, x_train)
-    done = rundir.cached_map(units, timings, desc="linear units")
+    done = cached_map(rundir, units, timings, desc="linear units")
     return collect(cfg, done, len(x), timings)
