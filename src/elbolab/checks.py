@@ -429,22 +429,31 @@ def _as_counts(data: np.ndarray, name: str, error: type) -> np.ndarray:
     return out
 
 
-def count_data(data: np.ndarray, name: str = "counts") -> np.ndarray:
-    """The stored values of a count matrix as int64: non-negative integers, each count and
-    their total at most :data:`MAX_COUNT` (2**53, exact in float64), else DataError.
-    For a whole matrix, with the row and column of a bad entry, see :func:`count_matrix`."""
-    data = np.asarray(data)
+def _checked_counts(data: np.ndarray, name: str, error: type, entry) -> np.ndarray:
+    """The stored values of a count matrix, checked, as a new int64 array (int32 kept):
+    ``error`` naming ``name`` for a dtype that is not numbers or a total above
+    :data:`MAX_COUNT`, and naming ``entry(i)`` for a bad value ``data[i]``."""
     if data.dtype.kind not in "biuf":
-        raise DataError(f"{name} must be non-negative integers, got dtype {data.dtype}")
+        raise error(f"{name} must hold integer counts (an integer dtype), got dtype {data.dtype}")
     if data.dtype.kind == "b":
         data = data.astype(np.int64)
     bad = _first_bad_count(data)
     if bad is not None:
         i, reason = bad
-        raise DataError(
-            f"{name} must be non-negative integers up to 2**53; found {data[i]:g}, {reason}"
+        raise error(
+            f"{entry(i)} = {data[i]:g} is {reason}; counts must be non-negative integers "
+            "up to 2**53 (counts of words, not tf-idf weights)"
         )
-    return _as_counts(data, name, DataError).astype(np.int64, copy=False)
+    return _as_counts(data, name, error)
+
+
+def count_data(data: np.ndarray, name: str = "counts") -> np.ndarray:
+    """The stored values of a count matrix as int64: non-negative integers, each count and
+    their total at most :data:`MAX_COUNT` (2**53, exact in float64), else DataError.
+    For a whole matrix, with the row and column of a bad entry, see :func:`count_matrix`."""
+    data = np.asarray(data)
+    checked = _checked_counts(data, name, DataError, lambda i: f"{name}[{i}]")
+    return checked.astype(np.int64, copy=False)
 
 
 def count_matrix(X, name: str, error: type = DataError) -> sp.csr_matrix:
@@ -482,20 +491,12 @@ def count_matrix(X, name: str, error: type = DataError) -> sp.csr_matrix:
         mat = sp.csr_matrix(arr)
     if mat.ndim != 2:
         raise error(f"{need}, got shape {mat.shape}")
-    data = mat.data
-    if data.dtype.kind not in "biuf":
-        raise error(f"{name} must hold integer counts (an integer dtype), got dtype {data.dtype}")
-    if data.dtype.kind == "b":
-        data = data.astype(np.int64)
-    bad = _first_bad_count(data)
-    if bad is not None:
-        i, reason = bad
+
+    def entry(i: int) -> str:
         row = int(np.searchsorted(mat.indptr, i, side="right")) - 1
-        raise error(
-            f"{name}[{row}, {int(mat.indices[i])}] = {data[i]:g} is {reason}; counts must be "
-            "non-negative integers up to 2**53 (counts of words, not tf-idf weights)"
-        )
-    data = _as_counts(data, name, error)
+        return f"{name}[{row}, {int(mat.indices[i])}]"
+
+    data = _checked_counts(mat.data, name, error, entry)
     out = sp.csr_matrix((data, mat.indices.copy(), mat.indptr.copy()), shape=mat.shape)
     out.sum_duplicates()  # also sorts the indices
     out.eliminate_zeros()
