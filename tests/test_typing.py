@@ -6,7 +6,16 @@ import importlib
 import inspect
 from importlib import resources
 
-PACKAGES = ["distributions", "optimize", "data", "models", "objectives", "diagnostics", "landscape", "report"]
+PACKAGES = [
+    "distributions",
+    "optimize",
+    "data",
+    "models",
+    "objectives",
+    "diagnostics",
+    "landscape",
+    "report",
+]
 
 # Public callables allowed to lack annotations. Empty since issue 16 annotated the last
 # of them; nothing may be added.
