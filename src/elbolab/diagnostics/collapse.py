@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 
 from .. import checks
@@ -33,9 +32,7 @@ __all__ = ["kl_per_dimension", "active_units", "collapse_curve", "collapsed_frac
 
 
 def _matrix(a, name: str, allow_inf: bool = False, check_values: bool = True) -> torch.Tensor:
-    if not isinstance(a, (torch.Tensor, np.ndarray)):
-        raise ConfigError(f"{name} must be a tensor or numpy array, got {type(a).__name__}")
-    a = checks.real_tensor(a, name, ConfigError)
+    a = checks.real_tensor(checks.array_or_tensor(a, name), name, ConfigError)
     if a.ndim != 2 or a.shape[0] == 0 or a.shape[1] == 0:
         raise ConfigError(f"{name} must have shape (N, d) with N, d >= 1, got {tuple(a.shape)}")
     a = a.detach().to(torch.float64)

@@ -98,9 +98,8 @@ _CUDA_BLOCK = (4096, 16384)
 
 
 def _as_f64(a, name: str) -> torch.Tensor:
-    if not isinstance(a, (torch.Tensor, np.ndarray)):
-        raise ConfigError(f"{name} must be a tensor or numpy array, got {type(a).__name__}")
-    return checks.real_tensor(a, name, ConfigError).detach().to(torch.float64)
+    a = checks.real_tensor(checks.array_or_tensor(a, name), name, ConfigError)
+    return a.detach().to(torch.float64)
 
 
 def _check_mu_std(mu, std) -> tuple[torch.Tensor, torch.Tensor]:
