@@ -50,13 +50,14 @@ on any machine.
 
 Layout: :mod:`.config` (settings and presets); one module per experiment:
 :mod:`.width`, :mod:`.clustering`, :mod:`.rotated`; :mod:`.pipeline` (the data and
-the run's units), :mod:`.metrics` (metrics and claims), :mod:`.render` (the report).
+the run's units), :mod:`.metrics` (metrics), :mod:`.claims` (the claims), :mod:`.render`
+(the report).
 """
 
 from __future__ import annotations
 
+from .claims import claims
 from .config import PRESETS, Config
-from .metrics import claims
 from .pipeline import prepare, run
 from .render import render
 from .width import converged

@@ -29,14 +29,14 @@ N-1 would put the "exact" value below an ELBO (a public reproduction reported an
 Layout: :mod:`.config` (settings and presets); one module per question:
 :mod:`.ppca_maximum` (parts 1, 2), :mod:`.encoders` (part 3), :mod:`.collapse`
 (part 4), :mod:`.spurious_maxima` (part 5), :mod:`.ppca_surgery` (part 6);
-:mod:`.pipeline` (the data and the run's units), :mod:`.metrics` (metrics and claims),
-:mod:`.render` (the report).
+:mod:`.pipeline` (the data and the run's units), :mod:`.metrics` (metrics),
+:mod:`.claims` (the claims), :mod:`.render` (the report).
 """
 
 from __future__ import annotations
 
+from .claims import claims
 from .config import PRESETS, Config
-from .metrics import claims
 from .pipeline import prepare, run
 from .render import render
 

@@ -12,13 +12,13 @@ standard errors, next to the reconstruction, the ELBO, the importance-sampled te
 log-likelihood and the active units (nats per datum throughout).
 
 Layout: :mod:`.config` (settings and presets), :mod:`.pipeline` (the models trained
-and evaluated), :mod:`.metrics` (metrics and claims), :mod:`.render` (the report).
+and evaluated), :mod:`.metrics` (metrics), :mod:`.claims` (the claims), :mod:`.render` (the report).
 """
 
 from __future__ import annotations
 
+from .claims import claims
 from .config import PRESETS, Config
-from .metrics import claims
 from .pipeline import prepare, run
 from .render import render
 
