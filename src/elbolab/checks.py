@@ -35,7 +35,6 @@ __all__ = [
     "MAX_COUNT",
     "array_or_tensor",
     "concentration",
-    "count_data",
     "count_matrix",
     "data_matrix",
     "device",
@@ -445,15 +444,6 @@ def _checked_counts(data: np.ndarray, name: str, error: type, entry) -> np.ndarr
             "up to 2**53 (counts of words, not tf-idf weights)"
         )
     return _as_counts(data, name, error)
-
-
-def count_data(data: np.ndarray, name: str = "counts") -> np.ndarray:
-    """The stored values of a count matrix as int64: non-negative integers, each count and
-    their total at most :data:`MAX_COUNT` (2**53, exact in float64), else DataError.
-    For a whole matrix, with the row and column of a bad entry, see :func:`count_matrix`."""
-    data = np.asarray(data)
-    checked = _checked_counts(data, name, DataError, lambda i: f"{name}[{i}]")
-    return checked.astype(np.int64, copy=False)
 
 
 def count_matrix(X, name: str, error: type = DataError) -> sp.csr_matrix:

@@ -125,11 +125,8 @@ def _counts(reference) -> sp.csr_matrix:
     if isinstance(reference, Corpus):
         counts = reference.counts
     elif sp.issparse(reference):
-        if reference.ndim != 2:
-            raise ConfigError(f"reference must be 2-D (documents x words), got {reference.shape}")
-        counts = sp.csr_matrix(reference, copy=True)
-        counts.sum_duplicates()  # a word listed twice for one document counts once
-        checks.count_data(counts.data, "reference")
+        # Checked, as a new canonical CSR (a word listed twice for a document summed).
+        counts = checks.count_matrix(reference, "reference")
     else:
         raise ConfigError(
             "reference must be an elbolab.data.Corpus or a scipy.sparse document-term "
@@ -247,9 +244,11 @@ def topic_coherence(
     ------
     ConfigError
         Unknown ``measure``; ``top_n`` < 2; no topics; a word id outside the reference's
-        vocabulary; a topic's top word that occurs in no reference document (named).
+        vocabulary; a topic's top word that occurs in no reference document (named); a
+        reference that is neither a Corpus nor a scipy.sparse matrix.
     DataError
-        A reference that is not a count matrix, or has no documents.
+        A sparse reference that is not a 2-D matrix of counts (non-negative integers),
+        or a reference with no documents.
     NumericalError
         An NPMI pair whose normalizer -log(P(w_i, w_j) + epsilon) is 0 (an epsilon so
         small that it vanishes beside a pair present in every document).
