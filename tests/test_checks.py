@@ -65,3 +65,17 @@ def test_list_of_takes_any_iterable_but_a_string():
     for value in ("ab", b"ab", None, 3):
         with pytest.raises(DataError, match="vocab must be a list of words, got"):
             checks.list_of(value, "vocab", "words", DataError)
+
+
+def test_integers_is_a_tuple_of_ints_each_at_least_minimum():
+    assert checks.integers([np.int64(3), 5], "topics", 1) == (3, 5)
+    assert checks.integers((), "sweep_topics", 1, allow_empty=True) == ()
+    cases = [
+        ((), "non-empty"),
+        ((3, 0), "got 0"),
+        ((3, 2.0), r"got 2.0 \(float\)"),
+        ("3", "list of"),
+    ]
+    for value, match in cases:
+        with pytest.raises(ConfigError, match=f"topics must be .*{match}"):
+            checks.integers(value, "topics", 1)

@@ -42,6 +42,7 @@ __all__ = [
     "finite",
     "fraction",
     "integer",
+    "integers",
     "is_integer",
     "is_real",
     "list_of",
@@ -248,6 +249,16 @@ def list_of(value, name: str, what: str, error: type = ConfigError) -> list:
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
         raise error(f"{name} must be a list of {what}, got {type(value).__name__}")
     return list(value)
+
+
+def integers(value, name: str, minimum: int, *, allow_empty: bool = False) -> tuple[int, ...]:
+    """``value`` (a list or tuple, say a study's ``topics``) as a tuple of Python ints,
+    each >= ``minimum`` (:func:`integer`); empty only with ``allow_empty``. ConfigError
+    naming ``name`` otherwise."""
+    items = list_of(value, name, f"integers >= {minimum}")
+    if not items and not allow_empty:
+        raise ConfigError(f"{name} must be a non-empty list of integers >= {minimum}, got none")
+    return tuple(integer(v, name, minimum) for v in items)
 
 
 def array_or_tensor(value, name: str) -> np.ndarray | torch.Tensor:
