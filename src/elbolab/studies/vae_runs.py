@@ -37,7 +37,6 @@ from ..diagnostics import (
     surgery_model,
 )
 from ..distributions import concatenate, select_rows
-from ..errors import ConfigError
 from ..models import VAE
 from ..models.trainer import train
 from ..objectives import ELBOObjective, IWAEObjective, elbo
@@ -78,14 +77,12 @@ class TrainingConfig:
     def validate(self) -> None:
         for name in ("epochs", "batch_size", "nll_k", "nll_n", "patience"):
             value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ConfigError(f"{name} must be >= 1, got {value}")
-        if self.kl_warmup < 0:
-            raise ConfigError(f"kl_warmup must be >= 0, got {self.kl_warmup}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
-        if self.n_train is not None and self.n_train < 2:
-            raise ConfigError(f"n_train must be >= 2, got {self.n_train}")
+            if value is not None:
+                checks.integer(value, name, 1)
+        checks.integer(self.kl_warmup, "kl_warmup", 0)
+        checks.positive(self.lr, "lr")
+        if self.n_train is not None:
+            checks.integer(self.n_train, "n_train", 2)
         checks.device(self.device, "device")
 
 

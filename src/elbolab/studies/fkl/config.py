@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ... import checks
-from ...errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -68,11 +67,14 @@ class Config:
         for name, value in vars(self).items():
             if name in ("seed", "device"):
                 continue
-            values = value if isinstance(value, tuple) else (value,)
-            if not values or any(not v > 0 for v in values):
-                raise ConfigError(f"{name} must be > 0, got {value}")
-        if self.cluster_replicates < 2:
-            raise ConfigError("cluster_replicates must be >= 2")
+            # Every other setting is a count, a positive real or a tuple of widths.
+            if isinstance(value, tuple):
+                checks.integers(value, name, 1)
+            elif checks.is_integer(value):
+                checks.integer(value, name, 1)
+            else:
+                checks.positive(value, name)
+        checks.integer(self.cluster_replicates, "cluster_replicates", 2)
         checks.device(self.device, "device")
 
 

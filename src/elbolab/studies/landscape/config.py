@@ -86,33 +86,28 @@ class Config:
             "autoneb_steps",
             "bezier_steps",
             "bezier_n_t",
-            "top_words",
             "sweep_steps",
             "sweep_max_iter",
             "polish_pairs",
             "polish_steps",
+            "train_score_docs",
         ):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.restarts < 2 or self.sweep_restarts < 2:
-            raise ConfigError("restarts and sweep_restarts must be >= 2: a path needs two maxima")
+            checks.integer(getattr(self, name), name, 1)
+        for name in ("restarts", "sweep_restarts"):  # a path needs two maxima
+            checks.integer(getattr(self, name), name, 2)
         if self.polish_pairs > self.restarts * (self.restarts - 1) // 2:
             raise ConfigError(
                 f"polish_pairs = {self.polish_pairs} needs more restarts: {self.restarts} "
                 f"restarts make {self.restarts * (self.restarts - 1) // 2} pairs"
             )
-        if min(self.n_pivots, self.full_pivots, *self.sweep_pivots) < 3:
-            raise ConfigError(
-                "n_pivots, full_pivots and sweep_pivots must be >= 3 (endpoints included)"
-            )
-        if self.plane_points < 2:
-            raise ConfigError(f"plane_points must be >= 2, got {self.plane_points}")
-        if self.top_words < 2:  # coherence scores pairs of top words
-            raise ConfigError(f"top_words must be >= 2, got {self.top_words}")
-        if self.bezier_degree < 2:
-            raise ConfigError(f"bezier_degree must be >= 2, got {self.bezier_degree}")
-        if min(self.sweep_topics, default=1) < 1:
-            raise ConfigError(f"sweep_topics must be >= 1, got {self.sweep_topics}")
+        # Pivots include both endpoints.
+        checks.integer(self.n_pivots, "n_pivots", 3)
+        checks.integer(self.full_pivots, "full_pivots", 3)
+        checks.integers(self.sweep_pivots, "sweep_pivots", 3, allow_empty=True)
+        checks.integer(self.plane_points, "plane_points", 2)
+        checks.integer(self.top_words, "top_words", 2)  # coherence scores pairs of top words
+        checks.integer(self.bezier_degree, "bezier_degree", 2)
+        checks.integers(self.sweep_topics, "sweep_topics", 1, allow_empty=True)
         for name in ("alpha", "eta"):
             value = getattr(self, name)
             if value is not None:
@@ -120,20 +115,16 @@ class Config:
                 # --set time, not mid-run. ConfigError naming the setting.
                 checks.concentration(value, name)
         for name in ("tol", "neb_lr", "full_lr"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
-        if self.spring < 0 or min(self.sweep_springs, default=0) < 0:
-            raise ConfigError("spring constants must be >= 0")
-        if min(self.sweep_lrs, default=1) <= 0:
-            raise ConfigError(f"sweep_lrs must be > 0, got {self.sweep_lrs}")
-        if not 0 < self.test_fraction < 1:
-            raise ConfigError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
-        if not 0 < self.observed_fraction < 1:
-            raise ConfigError(f"observed_fraction must be in (0, 1), got {self.observed_fraction}")
-        if self.train_score_docs < 1:
-            raise ConfigError(f"train_score_docs must be >= 1, got {self.train_score_docs}")
-        if self.n_docs is not None and self.n_docs < 10:
-            raise ConfigError(f"n_docs must be >= 10, got {self.n_docs}")
+            checks.positive(getattr(self, name), name)
+        for lr in self.sweep_lrs:
+            checks.positive(lr, "sweep_lrs")
+        checks.positive(self.spring, "spring", allow_zero=True)
+        for spring in self.sweep_springs:
+            checks.positive(spring, "sweep_springs", allow_zero=True)
+        checks.fraction(self.test_fraction, "test_fraction")
+        checks.fraction(self.observed_fraction, "observed_fraction")
+        if self.n_docs is not None:
+            checks.integer(self.n_docs, "n_docs", 10)
 
 
 PRESETS = {

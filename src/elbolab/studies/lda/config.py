@@ -52,28 +52,20 @@ class Config:
     init: str = ""
 
     def validate(self) -> None:
-        if not self.topics or min(self.topics) < 1:
-            raise ConfigError(f"topics must be integers >= 1, got {self.topics}")
-        if self.restarts < 1:
-            raise ConfigError(f"restarts must be >= 1, got {self.restarts}")
-        if self.max_iter < 1:
-            raise ConfigError(f"max_iter must be >= 1, got {self.max_iter}")
+        checks.integers(self.topics, "topics", 1)
+        for name in ("restarts", "max_iter", "surgery_samples"):
+            checks.integer(getattr(self, name), name, 1)
+        checks.integer(self.top_words, "top_words", 2)  # coherence scores pairs of top words
         for name in ("alpha", "eta"):
             value = getattr(self, name)
             if value is not None:
                 # The LDA models' own bound (checks.MAX_CONCENTRATION): refused here, at
                 # --set time, not mid-run. ConfigError naming the setting.
                 checks.concentration(value, name)
-        if not 0 <= self.test_fraction < 1:
-            raise ConfigError(f"test_fraction must be in [0, 1), got {self.test_fraction}")
-        if not 0 < self.observed_fraction < 1:
-            raise ConfigError(f"observed_fraction must be in (0, 1), got {self.observed_fraction}")
-        if self.n_docs is not None and self.n_docs < 2:
-            raise ConfigError(f"n_docs must be >= 2, got {self.n_docs}")
-        if self.surgery_samples < 1:
-            raise ConfigError(f"surgery_samples must be >= 1, got {self.surgery_samples}")
-        if self.top_words < 2:  # coherence scores pairs of top words
-            raise ConfigError(f"top_words must be >= 2, got {self.top_words}")
+        checks.number(self.test_fraction, "test_fraction", minimum=0.0, maximum=1.0, open_max=True)
+        checks.fraction(self.observed_fraction, "observed_fraction")
+        if self.n_docs is not None:
+            checks.integer(self.n_docs, "n_docs", 2)
         if self.vocab and not self.corpus:
             raise ConfigError("vocab is set but corpus is not; give both or neither")
         if self.init and self.restarts != 1:

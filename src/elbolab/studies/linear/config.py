@@ -58,7 +58,7 @@ class Config:
     seed: int = 0
 
     def validate(self) -> None:
-        positive = (
+        counts = (
             "n_data",
             "latent",
             "lbfgs_iter",
@@ -76,15 +76,17 @@ class Config:
             "surgery_latent",
             "surgery_samples",
         )
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not (self.lr > 0 and self.encoder_lr > 0 and self.fixed_sigma2 > 0):
-            raise ConfigError("lr, encoder_lr and fixed_sigma2 must be positive")
-        if min(self.sigma2_inits, default=0) <= 0:
-            raise ConfigError(f"sigma2_inits must be positive, got {self.sigma2_inits}")
-        if self.n_inits < 2:
-            raise ConfigError(f"n_inits must be >= 2 (a spread needs two), got {self.n_inits}")
+        for name in counts:
+            checks.integer(getattr(self, name), name, 1)
+        for name in ("lr", "encoder_lr", "fixed_sigma2"):
+            checks.positive(getattr(self, name), name)
+        sigma2_inits = checks.list_of(self.sigma2_inits, "sigma2_inits", "numbers > 0")
+        if not sigma2_inits:
+            raise ConfigError("sigma2_inits must be a non-empty list of numbers > 0, got none")
+        for sigma2 in sigma2_inits:
+            checks.positive(sigma2, "sigma2_inits")
+        checks.integer(self.n_inits, "n_inits", 2)  # a spread needs two
+        checks.integers(self.latent_sizes, "latent_sizes", 1, allow_empty=True)
         latents = (self.latent, *self.latent_sizes, self.encoder_latent, self.inits_latent)
         if self.n_data < 2 or max((*latents, self.surgery_latent)) >= 784:
             raise ConfigError("latent sizes must be below 784 and n_data >= 2")

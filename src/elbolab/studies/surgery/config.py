@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...errors import ConfigError
+from ... import checks
 from .. import vae_runs
 
 
@@ -21,8 +21,7 @@ class Config(vae_runs.TrainingConfig):
 
     def validate(self) -> None:
         super().validate()
-        if not self.latents or min(self.latents) < 1:
-            raise ConfigError(f"latents must be integers >= 1, got {self.latents}")
+        checks.integers(self.latents, "latents", 1)
 
 
 PRESETS = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...errors import ConfigError
+from ... import checks
 from .. import vae_runs
 
 
@@ -30,10 +30,9 @@ class Config(vae_runs.TrainingConfig):
     def validate(self) -> None:
         super().validate()
         for name in ("latent", "iwae_k", "iwae_epochs", "n_pseudo"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if any(not b > 0 for b in self.betas):
-            raise ConfigError(f"betas must be > 0, got {self.betas}")
+            checks.integer(getattr(self, name), name, 1)
+        for beta in checks.list_of(self.betas, "betas", "numbers > 0"):
+            checks.positive(beta, "betas")
 
 
 PRESETS = {
