@@ -67,12 +67,6 @@ def _mlp(sizes: Sequence[int], activation: str, generator, dtype) -> nn.Sequenti
     return nn.Sequential(*layers)
 
 
-def _widths(value, name: str) -> tuple[int, ...]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        raise ConfigError(f"{name} must be a sequence of integers >= 1, got {value!r}")
-    return tuple(checks.integer(h, name, 1) for h in value)
-
-
 class VAE(nn.Module):
     """Variational autoencoder with MLP encoder and decoder.
 
@@ -156,9 +150,12 @@ class VAE(nn.Module):
         super().__init__()
         self.data_dim = checks.integer(data_dim, "data_dim", 1)
         self.latent_dim = checks.integer(latent_dim, "latent_dim", 1)
-        hidden = _widths(hidden, "hidden")
+        # Widths of the hidden layers; none (``()``) makes a linear map.
+        hidden = checks.integers(hidden, "hidden", 1, allow_empty=True)
         decoder_hidden = (
-            hidden[::-1] if decoder_hidden is None else _widths(decoder_hidden, "decoder_hidden")
+            hidden[::-1]
+            if decoder_hidden is None
+            else checks.integers(decoder_hidden, "decoder_hidden", 1, allow_empty=True)
         )
         if likelihood not in ("bernoulli", "gaussian"):
             raise ConfigError(f"likelihood must be 'bernoulli' or 'gaussian', got {likelihood!r}")
