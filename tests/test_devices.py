@@ -64,8 +64,8 @@ def test_none_is_refused_everywhere():
 
 def test_mismatched_devices_name_both():
     with pytest.raises(ConfigError, match=r"the generator is on cuda:0 but q\(z \| x\) is on cpu"):
-        checks.same_device("the generator", torch.device("cuda:0"), "q(z | x)", torch.device("cpu"))
-    checks.same_device("a", torch.device("cpu"), "b", torch.device("cpu"))
+        checks.same_device(torch.device("cuda:0"), "the generator", torch.device("cpu"), "q(z | x)")
+    checks.same_device(torch.device("cpu"), "a", torch.device("cpu"), "b")
 
 
 @needs_cuda

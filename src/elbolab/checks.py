@@ -198,8 +198,9 @@ def _same(a: torch.device, b: torch.device) -> bool:
     return (current if a.index is None else a.index) == (current if b.index is None else b.index)
 
 
-def same_device(what: str, dev: torch.device, other: str, other_dev: torch.device) -> None:
-    """ConfigError naming both when ``dev`` and ``other_dev`` are different devices."""
+def same_device(dev: torch.device, what: str, other_dev: torch.device, other: str) -> None:
+    """ConfigError naming ``what`` and ``other`` when ``dev`` and ``other_dev`` are different
+    devices (each device before its name, like the value before its name elsewhere)."""
     if not _same(torch.device(dev), torch.device(other_dev)):
         raise ConfigError(f"{what} is on {dev} but {other} is on {other_dev}; move them together")
 
@@ -214,7 +215,7 @@ def torch_generator(value, name: str = "generator", *, device=None) -> torch.Gen
     """
     dev = torch.device("cpu") if device is None else torch.device(device)
     if isinstance(value, torch.Generator):
-        same_device(name, value.device, "the model and data it draws for", dev)
+        same_device(value.device, name, dev, "the model and data it draws for")
         return value
     if not is_integer(value):
         raise ConfigError(

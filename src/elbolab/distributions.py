@@ -124,7 +124,7 @@ def rsample(dist: Distribution, n: int, generator: torch.Generator | None = None
     if isinstance(dist, Independent) and isinstance(dist.base_dist, Normal):
         base = dist.base_dist
         if generator is not None:
-            checks.same_device("the generator", generator.device, "q(z | x)", base.loc.device)
+            checks.same_device(generator.device, "the generator", base.loc.device, "q(z | x)")
         shape = (n,) + tuple(dist.batch_shape) + tuple(dist.event_shape)
         eps = torch.randn(shape, generator=generator, dtype=base.loc.dtype, device=base.loc.device)
         return base.loc + base.scale * eps

@@ -63,7 +63,7 @@ def kl_per_dimension(mu: ArrayOrTensor, std: ArrayOrTensor) -> torch.Tensor:
     """
     mu = _matrix(mu, "mu", check_values=False)
     std = _matrix(std, "std", check_values=False)
-    checks.same_device("mu", mu.device, "std", std.device)
+    checks.same_device(mu.device, "mu", std.device, "std")
     _check_values(mu, "mu")
     _check_values(std, "std")
     if std.shape != mu.shape:

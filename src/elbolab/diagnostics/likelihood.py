@@ -176,7 +176,7 @@ def log_likelihood(
             f"posterior must be q(z | x) with batch shape ({x.shape[0]},), one per row of x"
         )
     device = model_device(model, x.device)
-    checks.same_device("the model", device, "x", x.device)
+    checks.same_device(device, "the model", x.device, "x")
     gen = checks.torch_generator(generator, "generator", device=device)
     n = x.shape[0]
     chunk = min(chunk_size or max(1, 50_000 // min(batch_size, n)), k)

@@ -105,7 +105,7 @@ def _as_f64(a, name: str) -> torch.Tensor:
 def _check_mu_std(mu, std) -> tuple[torch.Tensor, torch.Tensor]:
     mu = _as_f64(mu, "mu")
     std = _as_f64(std, "std")
-    checks.same_device("mu", mu.device, "std", std.device)
+    checks.same_device(mu.device, "mu", std.device, "std")
     if mu.ndim != 2 or mu.shape[0] == 0 or mu.shape[1] == 0:
         raise ConfigError(f"mu must have shape (N, d) with N, d >= 1, got {tuple(mu.shape)}")
     if std.shape != mu.shape:
@@ -285,14 +285,14 @@ def _log_aggregate(z, mu, std, own, rows: int, cols: int, method: str, progress:
 def _check_points(z, mu, own):
     """z as a finite float64 (M, d) tensor and own as (M,) indices, both where mu is."""
     z = _as_f64(z, "z")
-    checks.same_device("z", z.device, "mu", mu.device)
+    checks.same_device(z.device, "z", mu.device, "mu")
     if z.ndim != 2 or z.shape[1] != mu.shape[1] or not torch.isfinite(z).all():
         raise ConfigError(f"z must be a finite (M, {mu.shape[1]}) tensor, got {tuple(z.shape)}")
     m_total, n = z.shape[0], mu.shape[0]
     if own is None:
         own = torch.zeros(m_total, dtype=torch.long, device=mu.device)
     elif isinstance(own, torch.Tensor):
-        checks.same_device("own", own.device, "mu", mu.device)
+        checks.same_device(own.device, "own", mu.device, "mu")
     else:
         own = torch.as_tensor(own, device=mu.device)
     own = own.to(torch.long)
@@ -477,7 +477,7 @@ def surgery(
         prior = checks.diagonal_prior(prior, d, "prior")
         prior_device = _dist_device(prior)
         if prior_device is not None:
-            checks.same_device("prior", prior_device, "mu", device)
+            checks.same_device(prior_device, "prior", device, "mu")
     gen = checks.torch_generator(generator, "generator", device=device)
 
     z = rsample(Independent(Normal(mu, std), 1), s, gen).reshape(s * n, d)
@@ -573,7 +573,7 @@ def surgery_model(
     encode_batch_size = checks.integer(encode_batch_size, "encode_batch_size", 1)
     x = check_data(model, x)  # validated where it is; cast to the model's dtype per batch
     device = model_device(model, x.device)
-    checks.same_device("the model", device, "x", x.device)
+    checks.same_device(device, "the model", x.device, "x")
     gen = checks.torch_generator(generator, "generator", device=device)
     mus, stds, recs = [], [], []
     with torch.no_grad():

@@ -312,7 +312,7 @@ class VAE(nn.Module):
             self.data_dim, dtype=torch.float64, device=w.device
         )
         x = torch.as_tensor(x)
-        checks.same_device("x", x.device, "the model", w.device)
+        checks.same_device(x.device, "x", w.device, "the model")
         return MultivariateNormal(b, covariance_matrix=cov).log_prob(x.double())
 
     def extra_repr(self) -> str:

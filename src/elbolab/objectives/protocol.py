@@ -44,7 +44,7 @@ def to_model(model: torch.nn.Module, x: torch.Tensor, name: str = "x") -> torch.
     DataError if the cast overflows (float64 data beyond the float32 range)."""
     p = next(model.parameters(), None)
     if p is not None:
-        checks.same_device(name, x.device, "the model", p.device)
+        checks.same_device(x.device, name, p.device, "the model")
     out = x.to(dtype=p.dtype if p is not None and p.is_floating_point() else _model_dtype(model))
     if out is not x and x.is_floating_point() and not bool(torch.isfinite(out).all()):
         raise DataError(f"{name} has values beyond the range of the model's dtype {out.dtype}")
