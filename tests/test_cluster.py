@@ -118,6 +118,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# Slow (about 25 s: a scheduler and two worker processes start); the LocalCluster test
+# checks the same bit-for-bit equality in the default run.
+@pytest.mark.slow
 def test_scheduler_and_workers_as_separate_processes(serial_run, tmp_path, real_data):
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
@@ -243,6 +246,9 @@ if __name__ == "__main__":
 """
 
 
+# Slow (about 35 s: every kernel compiles in a fresh worker); CI's cold-cache demo run
+# compiles them in one process.
+@pytest.mark.slow
 def test_workers_compile_numba_kernels_with_a_cold_cache(tmp_path):
     script = tmp_path / "cold_cache.py"
     script.write_text(_COLD_CACHE_SCRIPT)
