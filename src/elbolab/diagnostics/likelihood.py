@@ -47,7 +47,7 @@ import torch
 from .. import checks
 from ..distributions import rsample, select_rows
 from ..errors import ConfigError, NumericalError
-from ..objectives.protocol import check_data, model_device, model_prior, to_model
+from ..objectives.protocol import check_data, given_posterior, model_device, model_prior, to_model
 from ..progress import progress as progress_bar
 from .mixture import DiagonalMixture, default_budget
 
@@ -171,10 +171,8 @@ def log_likelihood(
     if max_memory is not None:
         max_memory = checks.integer(max_memory, "max_memory", 1)
     x = check_data(model, x)  # validated where it is; cast to the model's dtype per batch
-    if posterior is not None and tuple(getattr(posterior, "batch_shape", ())) != (x.shape[0],):
-        raise ConfigError(
-            f"posterior must be q(z | x) with batch shape ({x.shape[0]},), one per row of x"
-        )
+    if posterior is not None:
+        posterior = given_posterior(posterior, x.shape[0])
     device = model_device(model, x.device)
     checks.same_device(device, "the model", x.device, "x")
     gen = checks.torch_generator(generator, "generator", device=device)

@@ -22,8 +22,7 @@ from torch.distributions import kl_divergence
 
 from .. import checks
 from ..distributions import rsample
-from ..errors import ConfigError
-from .protocol import as_data, check_terms, model_prior
+from .protocol import as_data, check_terms, given_posterior, model_prior
 
 __all__ = ["elbo", "elbo_loss"]
 
@@ -33,17 +32,6 @@ def _analytic_kl(q, p) -> torch.Tensor | None:
         return kl_divergence(q, p)
     except NotImplementedError:
         return None
-
-
-def _given_posterior(posterior, batch: int):
-    """A posterior passed in for x: a distribution with batch shape (B,), else ConfigError."""
-    shape = getattr(posterior, "batch_shape", None)
-    if shape is None or tuple(shape) != (batch,):
-        got = f"batch shape {tuple(shape)}" if shape is not None else type(posterior).__name__
-        raise ConfigError(
-            f"posterior must be q(z | x) with batch shape ({batch},), one per row of x; got {got}"
-        )
-    return posterior
 
 
 def elbo(
@@ -99,7 +87,7 @@ def elbo(
     x = as_data(model, x)
     gen = checks.torch_generator(generator, "generator", device=x.device)
 
-    q = model.encode(x) if posterior is None else _given_posterior(posterior, x.shape[0])
+    q = model.encode(x) if posterior is None else given_posterior(posterior, x.shape[0])
     p = model_prior(model, q)
     z = rsample(q, n_samples, gen)  # (S, B, d)
     rec_s = model.decode(z).log_prob(x)  # (S, B)

@@ -18,7 +18,15 @@ import torch
 from .. import checks
 from ..errors import ConfigError, DataError, NumericalError
 
-__all__ = ["as_data", "check_data", "check_terms", "model_device", "model_prior", "to_model"]
+__all__ = [
+    "as_data",
+    "check_data",
+    "check_terms",
+    "given_posterior",
+    "model_device",
+    "model_prior",
+    "to_model",
+]
 
 
 def _model_dtype(model: torch.nn.Module) -> torch.dtype:
@@ -101,3 +109,16 @@ def check_terms(where: str, batch: int, **terms: torch.Tensor) -> None:
                 f"{where}: the {name} term is NaN or infinite for x (the model's encoder or "
                 "decoder returned non-finite values; check the parameters and the data)"
             )
+
+
+def given_posterior(
+    posterior: torch.distributions.Distribution, batch: int
+) -> torch.distributions.Distribution:
+    """A posterior passed in for x: a distribution with batch shape (B,), else ConfigError."""
+    shape = getattr(posterior, "batch_shape", None)
+    if shape is None or tuple(shape) != (batch,):
+        got = f"batch shape {tuple(shape)}" if shape is not None else type(posterior).__name__
+        raise ConfigError(
+            f"posterior must be q(z | x) with batch shape ({batch},), one per row of x; got {got}"
+        )
+    return posterior
