@@ -430,16 +430,6 @@ def _first_bad_count(data: np.ndarray) -> tuple[int, str] | None:
     return i, "a non-integer count"
 
 
-def _as_counts(data: np.ndarray, name: str, error: type) -> np.ndarray:
-    """A copy of ``data`` (values already checked) as int64, int32 kept; ``error`` naming
-    ``name`` if their total is above :data:`MAX_COUNT`."""
-    out = data.astype(np.int32 if data.dtype == np.int32 else np.int64)  # always a copy
-    # Summed in float64: no int64 wrap-around can hide an overflow.
-    if float(out.sum(dtype=np.float64)) > MAX_COUNT:
-        raise error(f"{name}: the counts sum to more than 2**53 tokens")
-    return out
-
-
 def _checked_counts(data: np.ndarray, name: str, error: type, entry) -> np.ndarray:
     """The stored values of a count matrix, checked, as a new int64 array (int32 kept):
     ``error`` naming ``name`` for a dtype that is not numbers or a total above
@@ -455,7 +445,11 @@ def _checked_counts(data: np.ndarray, name: str, error: type, entry) -> np.ndarr
             f"{entry(i)} = {data[i]:g} is {reason}; counts must be non-negative integers "
             "up to 2**53 (counts of words, not tf-idf weights)"
         )
-    return _as_counts(data, name, error)
+    out = data.astype(np.int32 if data.dtype == np.int32 else np.int64)  # always a copy
+    # Summed in float64: no int64 wrap-around can hide an overflow.
+    if float(out.sum(dtype=np.float64)) > MAX_COUNT:
+        raise error(f"{name}: the counts sum to more than 2**53 tokens")
+    return out
 
 
 def count_matrix(X, name: str, error: type = DataError) -> sp.csr_matrix:
