@@ -539,7 +539,7 @@ class Check:
             t0 = time.perf_counter()
             train(
                 model,
-                vae_runs.loss_for(spec),
+                spec.objective.loss,
                 x_cal,
                 v_cal,
                 generator=1,

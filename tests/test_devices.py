@@ -123,7 +123,7 @@ def test_trainer_kl_warmup_needs_a_loss_that_takes_beta():
 
 
 def test_vae_runs_warmup_scales_the_specs_beta():
-    loss = vae_runs.loss_for(vae_runs.ModelSpec(2, (4,), objective=ELBOObjective(beta=4.0)))
+    loss = vae_runs.ModelSpec(2, (4,), objective=ELBOObjective(beta=4.0)).objective.loss
     model = VAE(6, 2, hidden=(4,), generator=0)
     x = torch.rand(5, 6).round()
     expected = elbo_loss(model, x, 0, beta=2.0)

@@ -136,12 +136,6 @@ def make_model(spec: ModelSpec, seed: int) -> VAE:
     )
 
 
-def loss_for(spec: ModelSpec):
-    """``loss_fn(model, x, generator)`` of a spec for the trainer: its objective's loss
-    (the beta-ELBO's takes the KL warm-up's beta)."""
-    return spec.objective.loss
-
-
 def nll_images(nll_n: int | None, n_test: int, device: torch.device) -> int:
     """How many test images the NLL is taken on (see ``TrainingConfig.nll_n``)."""
     if nll_n is None:
@@ -170,7 +164,7 @@ def fit(
         model.init_pseudo_inputs(data["train"], generator=cfg.seed)
     history = train(
         model,
-        loss_for(spec),
+        spec.objective.loss,
         data["train"],
         data["valid"],
         generator=cfg.seed + 1,
